@@ -1,0 +1,54 @@
+"""Per-batch dynamic padding for the two views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+import torch
+from transformers import PreTrainedTokenizerBase
+
+
+def _labels(rows: list[dict], regression: bool) -> torch.Tensor:
+    return torch.tensor([r["label"] for r in rows], dtype=torch.float32 if regression else torch.long)
+
+
+@dataclass
+class PairCollator:
+    """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}."""
+
+    tokenizer: PreTrainedTokenizerBase
+    regression: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict:
+        feats = [{k: v for k, v in r.items() if k not in ("id", "label")} for r in rows]
+        batch = dict(self.tokenizer.pad(feats, return_tensors="pt"))
+        batch["labels"] = _labels(rows, self.regression)
+        batch["ids"] = [r["id"] for r in rows]
+        return batch
+
+
+@dataclass
+class SentencePairCollator:
+    """Sentence view -> the batch's distinct sentences, padded once, and (B,) indices into them.
+
+    {"sentences": {"input_ids", "attention_mask", ...: (S, L)}, "a": (B,), "b": (B,), "labels", "ids"}
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    sentences: datasets.Dataset
+    regression: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict:
+        sids = sorted({r["a"] for r in rows} | {r["b"] for r in rows})
+        local = {sid: i for i, sid in enumerate(sids)}
+        cols = self.sentences[sids]  # column dict of the S distinct sentences
+        keys = [k for k in cols if k != "text"]
+        padded = dict(self.tokenizer.pad([{k: cols[k][i] for k in keys} for i in range(len(sids))], return_tensors="pt"))
+        return {
+            "sentences": padded,
+            "a": torch.tensor([local[r["a"]] for r in rows]),
+            "b": torch.tensor([local[r["b"]] for r in rows]),
+            "labels": _labels(rows, self.regression),
+            "ids": [r["id"] for r in rows],
+        }

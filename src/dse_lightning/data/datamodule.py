@@ -1,0 +1,152 @@
+"""GluePairDataModule: one GLUE pair task, as pair-encoded or sentence-encoded batches."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from .collate import PairCollator, SentencePairCollator
+from .encode import build_or_load, tokenizer_fingerprint
+from .sources import resolve_source
+from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+View = Literal["pair", "sentence"]
+
+
+class GluePairDataModule(pl.LightningDataModule):
+    """`prepare_data` reads and tokenises each split into an on-disk cache (no state); `setup` loads it.
+
+    Batches are padded per batch. `limit_train` / `limit_eval` take a fixed random subset (for smoke
+    runs); the subset is part of the data checksum, so its cache and teacher logits are its own.
+    """
+
+    def __init__(
+        self,
+        task: TaskSpec,
+        tokenizer: str,
+        view: View = "pair",
+        dir: str | None = None,  # noqa: A002 (the documented `data.dir` option)
+        cache_dir: str = ".cache",
+        max_length: int = 128,
+        batch_size: int = 32,
+        eval_batch_size: int = 64,
+        num_workers: int = 0,
+        group_by_length: bool = False,
+        limit_train: int | None = None,
+        limit_eval: int | None = None,
+        max_bad_rows: int = 10,
+        max_bad_fraction: float = 0.001,
+    ) -> None:
+        super().__init__()
+        if view not in ("pair", "sentence"):
+            raise ValueError(f"data.view must be 'pair' or 'sentence', got '{view}'")
+        self.save_hyperparameters(ignore=["task"])
+        self.task = task
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
+        self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
+        self.data: dict[str, datasets.DatasetDict] = {}
+        self._fingerprints: dict[str, str] = {}
+
+    # -- identity ------------------------------------------------------------------------------
+    def _limit(self, split: str) -> int | None:
+        return self.hparams.limit_train if split == "train" else self.hparams.limit_eval
+
+    def fingerprint(self, split: str) -> str:
+        """Checksum of the split's raw data (file sha256 or hub fingerprint) plus any subset."""
+        if split not in self._fingerprints:
+            limit = self._limit(split)
+            suffix = f"+subset{limit}" if limit else ""
+            self._fingerprints[split] = self.source.fingerprint(split) + suffix
+        return self._fingerprints[split]
+
+    def _key_fields(self, split: str, view: View) -> dict:
+        return {
+            "task": self.task.name,
+            "split": split,
+            "view": view,
+            "tokenizer": tokenizer_fingerprint(self.tokenizer),
+            "max_length": self.hparams.max_length,
+            "data": self.fingerprint(split),
+        }
+
+    def _raw(self, split: str) -> datasets.Dataset:
+        raw = self.source.load(split)
+        limit = self._limit(split)
+        if limit and limit < len(raw):
+            raw = raw.shuffle(seed=0).select(range(limit))  # fixed seed: the subset is part of the data
+        return raw
+
+    # -- Lightning hooks -------------------------------------------------------------------------
+    def _encoded(self, split: str, view: View | None = None) -> datasets.DatasetDict:
+        view = view or self.hparams.view
+        cache = Path(self.hparams.cache_dir)
+        return build_or_load(
+            lambda: self._raw(split), self._key_fields(split, view), cache, self.tokenizer, self.hparams.max_length
+        )
+
+    def prepare_data(self) -> None:
+        for split in self.task.splits:
+            self._encoded(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in self.task.splits:
+            if split not in self.data:
+                self.data[split] = self._encoded(split)
+                log.info("%s/%s: %d examples from %s", self.task.name, split,
+                         len(self.data[split]["pairs"]), self.source.describe(split))
+
+    def num_examples(self, split: str) -> int:
+        return len(self.data[split]["pairs"])
+
+    def ids(self, split: str) -> list[str]:
+        return list(self.data[split]["pairs"]["id"])
+
+    # -- loaders ------------------------------------------------------------------------------------
+    def _collator(self, split: str):
+        regression = self.task.type == "regression"
+        if self.hparams.view == "pair":
+            return PairCollator(self.tokenizer, regression)
+        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+        return DataLoader(
+            self.data[split]["pairs"],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            collate_fn=self._collator(split),
+            num_workers=self.hparams.num_workers,
+        )
+
+    def _lengths(self, split: str) -> list[int]:
+        pairs = self.data[split]["pairs"]
+        if self.hparams.view == "pair":
+            return [len(x) for x in pairs["input_ids"]]
+        sent_len = [len(x) for x in self.data[split]["sentences"]["input_ids"]]
+        return [sent_len[a] + sent_len[b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
+
+    def train_dataloader(self) -> DataLoader:
+        bs = self.hparams.batch_size
+        if not self.hparams.group_by_length:
+            return self._loader("train", bs, shuffle=True)
+        # Batches of similar length pad less; the sampler still shuffles across mega-batches.
+        sampler = LengthGroupedSampler(bs, lengths=self._lengths("train"))
+        return self._loader("train", bs, sampler=sampler)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return [self._loader(s, self.hparams.eval_batch_size) for s in self.task.eval_splits]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self.val_dataloader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """The train split in file order, for exporting teacher logits."""
+        return self._loader("train", self.hparams.eval_batch_size)

@@ -1,0 +1,132 @@
+"""Read one GLUE `.tsv` / `.tsv.gz` file into columns, with the malformed-row policy.
+
+Real GLUE files carry a few broken rows (QQP, MNLI): those are skipped and counted. A file with more
+than `max_bad_rows` of them, or more than `max_bad_fraction` of its rows, is not "a few": it is the
+wrong file or a broken copy, so it raises naming the file and the first bad line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+class GlueFormatError(ValueError):
+    """A GLUE file that cannot be used as it is; the message names the file and line."""
+
+
+@dataclass
+class BadRows:
+    count: int = 0
+    first: list[str] = field(default_factory=list)  # "line N: reason", the first few
+
+    def add(self, lineno: int, reason: str) -> None:
+        self.count += 1
+        if len(self.first) < 5:
+            self.first.append(f"line {lineno}: {reason}")
+
+
+def find_split_file(glue_dir: Path, task: TaskSpec, split: str) -> Path | None:
+    stem = task.splits[split].file
+    for name in (f"{stem}.tsv", f"{stem}.tsv.gz"):
+        if (path := glue_dir / task.glue_dir / name).is_file():
+            return path
+    return None
+
+
+def _open_text(path: Path):
+    # utf-8-sig drops MRPC's BOM, which otherwise sticks to the first header name.
+    opener = gzip.open if path.suffix == ".gz" else open
+    return opener(path, "rt", encoding="utf-8-sig", newline="")
+
+
+def _column_index(path: Path, header: list[str], task: TaskSpec) -> dict[str, int | list[int]]:
+    fmt = task.tsv
+    wanted = {"sentence1": fmt.sentence1, "sentence2": fmt.sentence2, "label": fmt.label}
+    missing = [c for c in [*wanted.values(), *fmt.id] if c not in header]
+    if missing:
+        raise GlueFormatError(
+            f"{path}: line 1 (header) lacks column(s) {missing} expected by task '{task.name}'; "
+            f"found {header}. Is this the right file for the task?"
+        )
+    index: dict[str, int | list[int]] = {k: header.index(v) for k, v in wanted.items()}
+    index["id"] = [header.index(c) for c in fmt.id]
+    return index
+
+
+def _parse_label(raw: str, task: TaskSpec) -> int | float:
+    """Label string -> class index, or float score for regression; ValueError says why not."""
+    if task.type != "regression":
+        if raw not in task.labels:
+            raise ValueError(f"label '{raw}' is not one of {task.labels}")
+        return task.labels.index(raw)
+    score = float(raw)  # ValueError for "n/a" and friends
+    low, high = task.score_range or (-math.inf, math.inf)
+    if not math.isfinite(score) or not low <= score <= high:
+        raise ValueError(f"score {raw} outside {task.score_range}")
+    return score
+
+
+def _parse_row(cells: list[str], idx: dict, task: TaskSpec) -> dict:
+    s1, s2 = cells[idx["sentence1"]].strip(), cells[idx["sentence2"]].strip()
+    if not s1 or not s2:
+        raise ValueError("empty sentence")
+    return {
+        "id": "_".join(cells[i] for i in idx["id"]),
+        "sentence1": s1,
+        "sentence2": s2,
+        "label": _parse_label(cells[idx["label"]].strip(), task),
+    }
+
+
+def _check_bad_rows(path: Path, bad: BadRows, total: int, max_bad_rows: int, max_bad_fraction: float) -> None:
+    if bad.count == 0:
+        return
+    if bad.count > max_bad_rows or bad.count > max_bad_fraction * total:
+        raise GlueFormatError(
+            f"{path}: {bad.count} of {total} rows are malformed (limit: {max_bad_rows} rows and "
+            f"{max_bad_fraction:.2%}); first at {bad.first[0]}. Others: {bad.first[1:]}"
+        )
+    log.warning("%s: skipped %d malformed row(s): %s", path, bad.count, "; ".join(bad.first))
+
+
+def read_glue_tsv(
+    path: Path, task: TaskSpec, max_bad_rows: int = 10, max_bad_fraction: float = 0.001
+) -> dict[str, list]:
+    """Columns `id`, `sentence1`, `sentence2`, `label` of one split file."""
+    cols: dict[str, list] = {"id": [], "sentence1": [], "sentence2": [], "label": []}
+    bad, total = BadRows(), 0
+    with _open_text(path) as fh:
+        header = fh.readline().rstrip("\r\n").split("\t")
+        idx = _column_index(path, header, task)
+        for lineno, line in enumerate(fh, start=2):
+            cells = line.rstrip("\r\n").split("\t")
+            total += 1
+            if len(cells) != len(header):
+                bad.add(lineno, f"{len(cells)} columns, header has {len(header)}")
+                continue
+            try:
+                row = _parse_row(cells, idx, task)
+            except ValueError as err:
+                bad.add(lineno, str(err))
+                continue
+            for key, value in row.items():
+                cols[key].append(value)
+    _check_bad_rows(path, bad, total, max_bad_rows, max_bad_fraction)
+    _check_unique_ids(path, cols["id"])
+    return cols
+
+
+def _check_unique_ids(path: Path, ids: list[str]) -> None:
+    # Teacher logits are joined to rows by id, so an id must name one row only.
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))
+        raise GlueFormatError(f"{path}: example id '{dup}' appears more than once; ids must be unique")

@@ -1,0 +1,105 @@
+"""The GLUE pair-task table, read from `conf/task/*.yaml`.
+
+A task is data, not code: a new GLUE-format task is a new YAML file validated against `TaskSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics import MetricCollection
+
+TASK_TYPES = ("binary", "multiclass", "regression")
+
+
+@dataclass
+class TsvFormat:
+    """Columns of the GLUE `.tsv` files, by header name."""
+
+    sentence1: str = "sentence1"
+    sentence2: str = "sentence2"
+    label: str = "label"
+    id: list[str] = field(default_factory=lambda: ["index"])  # joined with "_" to a stable example id
+
+
+@dataclass
+class HubFormat:
+    """Where the task lives on the Hugging Face hub (`datasets.load_dataset(path, name)`)."""
+
+    path: str = "nyu-mll/glue"
+    name: str = ""
+    sentence1: str = "sentence1"
+    sentence2: str = "sentence2"
+    label: str = "label"
+    id: str = "idx"
+
+
+@dataclass
+class Split:
+    file: str  # stem of `<glue_dir>/<file>.tsv[.gz]`
+    hub: str  # split name on the hub
+    metric_suffix: str = ""  # e.g. "_mm" for MNLI mismatched: `val/acc_mm`
+
+
+@dataclass
+class TaskSpec:
+    name: str
+    type: str  # binary | multiclass | regression
+    glue_dir: str
+    splits: dict[str, Split]  # "train" plus one or more evaluation sets, the first being "dev"
+    metrics: dict[str, Any]  # metric name -> torchmetrics `_target_` config
+    monitor: str  # metric name (without stage prefix) that selects the best checkpoint
+    labels: list[str] = field(default_factory=list)  # label strings in class-index order
+    score_range: list[float] | None = None  # regression targets must lie in it
+    tsv: TsvFormat = field(default_factory=TsvFormat)
+    hub: HubFormat = field(default_factory=HubFormat)
+    monitor_mode: str = "max"
+
+    def __post_init__(self) -> None:
+        if self.type not in TASK_TYPES:
+            raise ValueError(f"task '{self.name}': type must be one of {TASK_TYPES}, got '{self.type}'")
+        if self.type != "regression" and len(self.labels) < 2:
+            raise ValueError(f"task '{self.name}': a {self.type} task needs at least two labels")
+        if "train" not in self.splits or len(self.eval_splits) == 0:
+            raise ValueError(f"task '{self.name}': splits need 'train' and at least one evaluation set")
+        if self.monitor not in self.metrics:
+            raise ValueError(f"task '{self.name}': monitor '{self.monitor}' is not one of {list(self.metrics)}")
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | dict) -> TaskSpec:
+        """Validate a task config against the schema; unknown or mistyped keys raise naming the key."""
+        cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+        merged = OmegaConf.merge(OmegaConf.structured(cls), cfg)
+        return OmegaConf.to_object(merged)
+
+    @property
+    def eval_splits(self) -> list[str]:
+        return [s for s in self.splits if s != "train"]
+
+    @property
+    def num_labels(self) -> int:
+        """Outputs of a cross-encoder: one per class, or one score for regression."""
+        return 1 if self.type == "regression" else len(self.labels)
+
+    def build_metrics(self, prefix: str, split: str) -> MetricCollection:
+        """One fresh torchmetrics collection, e.g. prefix 'val/' + 'acc' + '_mm'."""
+        metrics = {name: instantiate(conf) for name, conf in self.metrics.items()}
+        return MetricCollection(metrics, prefix=prefix, postfix=self.splits[split].metric_suffix or None)
+
+    def metric_input(self, logits: torch.Tensor) -> torch.Tensor:
+        """Map model outputs to what the task's metrics take.
+
+        binary: P(class 1), from two logits (B, 2) or one (B, 1)/(B,); multiclass: logits (B, C);
+        regression: the score (B,).
+        """
+        if self.type == "multiclass":
+            return logits
+        if self.type == "regression":
+            return logits.reshape(-1)
+        if logits.dim() == 2 and logits.shape[-1] == 2:
+            return logits.softmax(-1)[:, 1]
+        return logits.reshape(-1).sigmoid()

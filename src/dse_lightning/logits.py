@@ -1,0 +1,79 @@
+"""Teacher logits as data with an identity.
+
+The artifact holds the logits keyed by example id plus their provenance (task, teacher checkpoint hash,
+tokenizer, max length, data checksum). Loading checks the provenance against what the caller expects
+and that every requested id is present, then returns the logits in the caller's order: rows are joined
+by id, never by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .utils.io import atomic_path
+
+FORMAT = "dse-teacher-logits/1"
+
+
+class LogitsMismatchError(ValueError):
+    """Teacher logits that do not belong to this data, teacher or tokenizer."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    task: str
+    split: str
+    teacher_checkpoint: str  # sha256 of the checkpoint file that produced the logits
+    tokenizer: str  # tokenizer fingerprint
+    max_length: int
+    data_checksum: str
+
+    def mismatches(self, other: Provenance) -> list[str]:
+        mine, theirs = asdict(self), asdict(other)
+        return [f"{k}: artifact has {theirs[k]!r}, expected {v!r}" for k, v in mine.items() if theirs[k] != v]
+
+
+def save_logits(path: str | Path, ids: list[str], logits: torch.Tensor, provenance: Provenance) -> Path:
+    if len(ids) != len(logits):
+        raise ValueError(f"{len(ids)} ids but {len(logits)} rows of logits")
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate example ids in the logits to save")
+    payload = {"format": FORMAT, "ids": list(ids), "logits": logits.float().cpu(), "provenance": asdict(provenance)}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"teacher logits {path}: no such file; export them with stage=teacher")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise LogitsMismatchError(f"teacher logits {path}: unreadable ({err}); delete it and re-export") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise LogitsMismatchError(f"teacher logits {path}: not a {FORMAT} artifact; delete it and re-export")
+    return payload
+
+
+def load_logits(path: str | Path, expected: Provenance, ids: list[str]) -> torch.Tensor:
+    """Logits for `ids`, in that order: (len(ids), num_outputs). Raises on any mismatch."""
+    path = Path(path)
+    payload = _read(path)
+    found = Provenance(**payload["provenance"])
+    if problems := expected.mismatches(found):
+        raise LogitsMismatchError(
+            f"teacher logits {path} do not match this run:\n  " + "\n  ".join(problems)
+            + "\nRe-export them from the matching teacher (stage=teacher)."
+        )
+    row = {example_id: i for i, example_id in enumerate(payload["ids"])}
+    missing = [i for i in ids if i not in row]
+    if missing:
+        raise LogitsMismatchError(
+            f"teacher logits {path} lack {len(missing)} of {len(ids)} ids (first: {missing[:3]}); "
+            "they were exported for other data"
+        )
+    return payload["logits"][torch.tensor([row[i] for i in ids], dtype=torch.long)]

@@ -1,0 +1,146 @@
+"""Sentence encoders for the siamese student: token ids (B, L) -> one embedding (B, D) per sentence.
+
+TransformerEncoder: a (distilled) BERT-style backbone + `Pooling`, the DSE student.
+BiLSTMEncoder: the Tang et al. 2019 BiLSTM student with max pooling over time, whose embedding
+table can be taken from the teacher's backbone so that both share one WordPiece tokenizer.
+
+Every encoder has the same call signature, forward(input_ids, attention_mask, token_type_ids=None),
+and an `embed_dim` property, so `SiameseStudent` and the heads need not know which one they hold.
+Padding is assumed on the right (the HF tokenizer default).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+from dse_lightning.models.components.pooling import Pooling, masked_max
+
+Backbone = str | PretrainedConfig | PreTrainedModel
+
+
+def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
+    """Ask for the backbone without its pooler head when the model class allows it.
+
+    Our pooling never uses BERT's pooler; leaving it in gives parameters that never receive a
+    gradient, which DDP (find_unused_parameters=False) rejects.
+    """
+    if type(config) not in MODEL_MAPPING:  # e.g. a remote-code model; keep whatever it builds
+        return {}
+    if "add_pooling_layer" in inspect.signature(MODEL_MAPPING[type(config)].__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
+def load_backbone(backbone: Backbone) -> PreTrainedModel:
+    """A model already built, a config (random init, for tests), or a name/path for from_pretrained."""
+    if isinstance(backbone, PreTrainedModel):
+        return backbone
+    if isinstance(backbone, PretrainedConfig):
+        return AutoModel.from_config(backbone, **_no_pooler_kwargs(backbone))
+    config = AutoConfig.from_pretrained(backbone)
+    return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
+
+
+class TransformerEncoder(nn.Module):
+    """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D)."""
+
+    def __init__(self, backbone: Backbone, pooling: Pooling, projection_dim: int | None = None) -> None:
+        super().__init__()
+        self.backbone = load_backbone(backbone)
+        self.pooling = pooling
+        pooled_dim = pooling.output_dim(self.backbone.config.hidden_size)
+        self.projection = nn.Linear(pooled_dim, projection_dim) if projection_dim is not None else None
+        self._embed_dim = projection_dim if projection_dim is not None else pooled_dim
+
+    @property
+    def embed_dim(self) -> int:
+        return self._embed_dim
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
+        if token_type_ids is not None:  # some backbones (DistilBERT) take no token types at all
+            kwargs["token_type_ids"] = token_type_ids
+        hidden_states = self.backbone(**kwargs).hidden_states  # (num_layers + 1) x (B, L, H)
+        pooled = self.pooling(hidden_states, attention_mask)  # (B, pooled_dim)
+        return self.projection(pooled) if self.projection is not None else pooled
+
+
+class BiLSTMEncoder(nn.Module):
+    """Embedding -> BiLSTM -> masked max over time -> (B, 2 * hidden_dim)  (Tang et al. 2019)."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int,
+        hidden_dim: int = 300,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        pretrained_embeddings: Tensor | None = None,
+        freeze_embeddings: bool = False,
+        padding_idx: int = 0,
+    ) -> None:
+        super().__init__()
+        if num_layers not in (1, 2):
+            raise ValueError(f"BiLSTMEncoder: num_layers must be 1 or 2, got {num_layers}")
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=padding_idx)
+        if pretrained_embeddings is not None:
+            if tuple(pretrained_embeddings.shape) != (vocab_size, embedding_dim):
+                raise ValueError(
+                    f"BiLSTMEncoder: pretrained_embeddings has shape {tuple(pretrained_embeddings.shape)}, "
+                    f"expected (vocab_size, embedding_dim) = ({vocab_size}, {embedding_dim})"
+                )
+            with torch.no_grad():
+                self.embedding.weight.copy_(pretrained_embeddings)
+        self.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.dropout = nn.Dropout(dropout)
+        # nn.LSTM's own dropout acts only between stacked layers, hence 0 for a single layer.
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_dim,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.hidden_dim = hidden_dim
+
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, **kwargs) -> BiLSTMEncoder:
+        """Initialise the embedding table from a transformer's WordPiece input embeddings.
+
+        The student then reads the teacher tokenizer's ids directly. padding_idx defaults to the
+        backbone config's pad_token_id (0 for BERT).
+        """
+        model = load_backbone(backbone)
+        weight = model.get_input_embeddings().weight.detach().clone()  # (V, E)
+        pad_id = model.config.pad_token_id
+        kwargs.setdefault("padding_idx", pad_id if pad_id is not None else 0)
+        return cls(
+            vocab_size=weight.size(0), embedding_dim=weight.size(1), pretrained_embeddings=weight, **kwargs
+        )
+
+    @property
+    def embed_dim(self) -> int:
+        return 2 * self.hidden_dim
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
+    ) -> Tensor:
+        """token_type_ids is accepted for a uniform encoder signature and ignored."""
+        seq_len = input_ids.size(1)
+        embedded = self.dropout(self.embedding(input_ids))  # (B, L, E)
+        # pack_padded_sequence wants lengths on the CPU; clamp so an empty row cannot crash it.
+        lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+        output, _ = self.lstm(packed)
+        # total_length keeps L, so `output` lines up with attention_mask even with trailing padding.
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=seq_len)  # (B, L, 2 * hidden)
+        return masked_max(self.dropout(output), attention_mask)  # (B, 2 * hidden)

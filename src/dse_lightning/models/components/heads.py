@@ -1,0 +1,74 @@
+"""Pair heads: score a sentence pair from its two embeddings u, v (B, D) each.
+
+Both heads see the embeddings only, never the tokens, which is what makes the student siamese:
+each sentence is encoded once and any pair is then scored cheaply.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ConcatHead(nn.Module):
+    """MLP over the InferSent/DSE pair features [u, v, u*v, |u-v|] (B, 4D) -> (B, num_outputs).
+
+    fc1's input columns come in four D-wide blocks in this fixed order: u, v, u*v, |u-v|, so
+    fc1.weight = [W_u | W_v | W_p | W_d]. Code that precomputes per-sentence terms (W_u u, W_v v)
+    relies on that order; do not reorder the features.
+    """
+
+    def __init__(self, embed_dim: int, num_outputs: int, hidden_dim: int = 512, dropout: float = 0.1) -> None:
+        super().__init__()
+        if embed_dim < 1 or num_outputs < 1 or hidden_dim < 1:
+            raise ValueError(
+                f"ConcatHead: embed_dim, num_outputs and hidden_dim must be >= 1, "
+                f"got {embed_dim}, {num_outputs}, {hidden_dim}"
+            )
+        self.embed_dim = embed_dim
+        self.num_outputs = num_outputs
+        self.fc1 = nn.Linear(4 * embed_dim, hidden_dim)
+        self.act = nn.ReLU()
+        self.dropout = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(hidden_dim, num_outputs)
+
+    @staticmethod
+    def features(u: Tensor, v: Tensor) -> Tensor:
+        """(B, D), (B, D) -> (B, 4D) = [u, v, u*v, |u-v|]; swapping u, v swaps only blocks 1 and 2."""
+        return torch.cat([u, v, u * v, (u - v).abs()], dim=-1)
+
+    def forward(self, u: Tensor, v: Tensor) -> Tensor:
+        hidden = self.dropout(self.act(self.fc1(self.features(u, v))))  # (B, hidden_dim)
+        return self.fc2(hidden)  # (B, num_outputs)
+
+
+class DotHead(nn.Module):
+    """score = scale * <u, v> + bias (B, 1), with a learnable scalar scale and bias.
+
+    With normalize=True (default) u and v are L2-normalised first, so <u, v> is the cosine in [-1, 1]
+    and init_scale=5 gives logits in [-5, 5]; raw dot products of BERT pooled vectors are in the
+    hundreds and would saturate the sigmoid at initialisation. Exactly symmetric in (u, v).
+    Only for tasks with one output (binary, regression): a dot product is a single number.
+    """
+
+    def __init__(
+        self, embed_dim: int, num_outputs: int = 1, init_scale: float = 5.0, normalize: bool = True
+    ) -> None:
+        super().__init__()
+        if num_outputs != 1:
+            raise ValueError(
+                f"DotHead gives one score per pair, so it only supports binary and regression tasks "
+                f"(num_outputs=1), got num_outputs={num_outputs}; use the concat head for multiclass"
+            )
+        self.embed_dim = embed_dim  # unused by the math; kept so every head is built the same way
+        self.num_outputs = num_outputs
+        self.normalize = normalize
+        self.scale = nn.Parameter(torch.tensor(float(init_scale)))
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, u: Tensor, v: Tensor) -> Tensor:
+        if self.normalize:
+            u, v = F.normalize(u, dim=-1), F.normalize(v, dim=-1)
+        dot = (u * v).sum(dim=-1, keepdim=True)  # (B, 1)
+        return self.scale * dot + self.bias

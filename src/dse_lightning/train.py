@@ -1,0 +1,68 @@
+"""The one entry point: `python -m dse_lightning.train task=mrpc stage=teacher`.
+
+`main()` is thin; `train(cfg)` returns (metrics, objects) so tests, sweeps and Optuna can call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from .data.tasks import TaskSpec
+from .pipeline.common import config_dict
+from .pipeline.teacher import run_teacher
+from .resolvers import register_resolvers
+from .utils.io import write_json
+
+log = logging.getLogger(__name__)
+STAGES = ("teacher",)
+register_resolvers()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def train(cfg: DictConfig) -> tuple[dict, dict]:
+    """Run the configured stage(s); write and return results.json's content."""
+    if cfg.stage not in STAGES:
+        raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
+    pl.seed_everything(cfg.seed, workers=True)
+    task = TaskSpec.from_config(cfg.task)
+    run_dir = Path(cfg.paths.output_dir)
+    teacher = run_teacher(cfg, task, run_dir)
+    results = {
+        "task": task.name,
+        "stage": cfg.stage,
+        "seed": cfg.seed,
+        "data": teacher.pop("data"),
+        "teacher": teacher,
+        "commit": git_commit(),
+        "config": config_dict(cfg),
+    }
+    write_json(run_dir / "results.json", results)
+    log.info("results: %s", run_dir / "results.json")
+    return results, {"task": task}
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    results, _ = train(cfg)
+    metrics = results["teacher"]["metrics"]
+    return metrics.get(OmegaConf.select(cfg, "task.monitor"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Encoders and the siamese student on a tiny random BERT (no weights are downloaded)."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from dse_lightning.models.components.encoders import BiLSTMEncoder, TransformerEncoder
+from dse_lightning.models.components.heads import ConcatHead, DotHead
+from dse_lightning.models.components.pooling import Pooling
+from dse_lightning.models.components.student import SiameseStudent, build_head
+
+VOCAB, HIDDEN, LAYERS = 100, 32, 4
+
+
+@pytest.fixture
+def tiny_config():
+    return BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+
+
+def _features(lengths, seq_len, low=1, high=VOCAB, seed=0):
+    """Right-padded tokenizer-style batch with the given real lengths; pad id 0."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(low, high, (len(lengths), seq_len), generator=gen)
+    mask = (torch.arange(seq_len) < torch.tensor(lengths).unsqueeze(-1)).long()
+    return {"input_ids": ids * mask, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+
+
+def _pad_more(features, extra):
+    return {
+        k: torch.cat([v, torch.zeros(v.size(0), extra, dtype=v.dtype)], dim=1) for k, v in features.items()
+    }
+
+
+@pytest.mark.parametrize(("mode", "dim"), [("top_k_mean", 4 * HIDDEN), ("cls", HIDDEN), ("mean", HIDDEN)])
+def test_transformer_encoder_output_dim(tiny_config, mode, dim):
+    encoder = TransformerEncoder(tiny_config, Pooling(mode, k=4)).eval()
+    out = encoder(**_features([5, 3], 7))
+    assert encoder.embed_dim == dim
+    assert out.shape == (2, dim)
+
+
+def test_transformer_encoder_projection_and_no_token_types(tiny_config):
+    encoder = TransformerEncoder(tiny_config, Pooling("mean"), projection_dim=12).eval()
+    feats = _features([5, 3], 7)
+    assert encoder.embed_dim == 12
+    assert encoder(feats["input_ids"], feats["attention_mask"]).shape == (2, 12)
+
+
+def test_transformer_encoder_drops_unused_pooler(tiny_config):
+    """Every parameter must get a gradient, or DDP refuses the unused BERT pooler."""
+    encoder = TransformerEncoder(tiny_config, Pooling("top_k_mean", k=4))
+    encoder(**_features([5, 3], 7)).sum().backward()
+    no_grad = [n for n, p in encoder.named_parameters() if p.grad is None]
+    assert no_grad == []
+
+
+def test_transformer_encoder_ignores_extra_padding(tiny_config):
+    encoder = TransformerEncoder(tiny_config, Pooling("top_k_mean", k=2)).eval()
+    feats = _features([6, 2, 4], 6)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder(**_pad_more(feats, 5)), encoder(**feats), atol=1e-5, rtol=1e-4)
+
+
+def test_bilstm_output_unaffected_by_extra_padding():
+    encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8, num_layers=2).eval()
+    feats = _features([6, 2, 4], 6)
+    out = encoder(**feats)
+    assert out.shape == (3, 2 * 8) and encoder.embed_dim == 16
+    torch.testing.assert_close(encoder(**_pad_more(feats, 5)), out)
+
+
+def test_bilstm_output_unaffected_by_padding_token_values():
+    """Garbage ids under mask = 0 must not leak into the max (packing + masked max)."""
+    encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8).eval()
+    feats = _features([6, 2, 4], 6)
+    noisy = dict(feats, input_ids=torch.where(feats["attention_mask"].bool(), feats["input_ids"], 57))
+    torch.testing.assert_close(encoder(**noisy), encoder(**feats))
+
+
+def test_bilstm_validates_layers_and_embedding_shape():
+    with pytest.raises(ValueError, match="num_layers"):
+        BiLSTMEncoder(VOCAB, 16, num_layers=3)
+    with pytest.raises(ValueError, match="pretrained_embeddings"):
+        BiLSTMEncoder(VOCAB, 16, pretrained_embeddings=torch.zeros(VOCAB, 8))
+
+
+def test_bilstm_from_backbone_copies_embeddings_exactly(tiny_config):
+    bert = BertModel(tiny_config)
+    encoder = BiLSTMEncoder.from_backbone(bert, hidden_dim=8, freeze_embeddings=True)
+    assert torch.equal(encoder.embedding.weight, bert.get_input_embeddings().weight)
+    assert encoder.embedding.weight.data_ptr() != bert.get_input_embeddings().weight.data_ptr()
+    assert encoder.embedding.padding_idx == tiny_config.pad_token_id
+    assert not encoder.embedding.weight.requires_grad
+
+
+def test_bilstm_from_backbone_accepts_config(tiny_config):
+    encoder = BiLSTMEncoder.from_backbone(tiny_config, hidden_dim=8)
+    assert encoder.embedding.weight.shape == (VOCAB, HIDDEN)
+    assert encoder(**_features([3, 1], 4)).shape == (2, 16)
+
+
+@pytest.mark.parametrize(("kind", "num_outputs"), [("concat", 3), ("concat", 1), ("dot", 1)])
+def test_siamese_student_forward_shapes(tiny_config, kind, num_outputs):
+    encoder = TransformerEncoder(tiny_config, Pooling("top_k_mean", k=2))
+    student = SiameseStudent(encoder, build_head(kind, encoder.embed_dim, num_outputs))
+    logits = student(_features([5, 3], 7, seed=1), _features([2, 6], 6, seed=2))
+    assert logits.shape == (2, num_outputs)
+    assert student.encode(_features([4], 4)).shape == (1, encoder.embed_dim)
+
+
+@pytest.mark.parametrize("encoder_kind", ["transformer", "bilstm"])
+def test_gradients_reach_shared_encoder_from_both_sides(tiny_config, encoder_kind):
+    if encoder_kind == "transformer":
+        encoder = TransformerEncoder(tiny_config, Pooling("mean"))
+        embedding = encoder.backbone.get_input_embeddings()
+    else:
+        encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8)
+        embedding = encoder.embedding
+    student = SiameseStudent(encoder, ConcatHead(encoder.embed_dim, 2, hidden_dim=8))
+    # Side a uses ids 1..49 only, side b ids 50..99 only: a gradient on both ranges of the ONE
+    # embedding table shows both sides went through the same encoder.
+    a, b = _features([5, 3], 5, low=1, high=50), _features([4, 4], 4, low=50, high=VOCAB, seed=3)
+    student(a, b).sum().backward()
+    row_grad = embedding.weight.grad.abs().sum(dim=-1)  # (V,)
+    assert row_grad[a["input_ids"].unique()[a["input_ids"].unique() > 0]].gt(0).all()
+    assert row_grad[b["input_ids"].unique()[b["input_ids"].unique() > 0]].gt(0).all()
+
+
+def test_siamese_student_encode_ignores_extra_keys():
+    encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8).eval()
+    student = SiameseStudent(encoder, DotHead(encoder.embed_dim))
+    feats = _features([3, 2], 4)
+    torch.testing.assert_close(
+        student.encode(dict(feats, labels=torch.ones(2), idx=torch.arange(2))), student.encode(feats)
+    )
+
+
+def test_build_head_unknown_kind_lists_valid_kinds():
+    with pytest.raises(ValueError, match=r"concat.*dot"):
+        build_head("bilinear", 8, 1)
+    assert isinstance(build_head("concat", 8, 3, hidden_dim=4), ConcatHead)
