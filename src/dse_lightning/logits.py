@@ -41,7 +41,12 @@ def save_logits(path: str | Path, ids: list[str], logits: torch.Tensor, provenan
         raise ValueError(f"{len(ids)} ids but {len(logits)} rows of logits")
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate example ids in the logits to save")
-    payload = {"format": FORMAT, "ids": list(ids), "logits": logits.float().cpu(), "provenance": asdict(provenance)}
+    payload = {
+        "format": FORMAT,
+        "ids": list(ids),
+        "logits": logits.float().cpu(),
+        "provenance": asdict(provenance),
+    }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
@@ -53,7 +58,9 @@ def _read(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise LogitsMismatchError(f"teacher logits {path}: unreadable ({err}); delete it and re-export") from err
+        raise LogitsMismatchError(
+            f"teacher logits {path}: unreadable ({err}); delete it and re-export"
+        ) from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LogitsMismatchError(f"teacher logits {path}: not a {FORMAT} artifact; delete it and re-export")
     return payload
@@ -66,7 +73,8 @@ def load_logits(path: str | Path, expected: Provenance, ids: list[str]) -> torch
     found = Provenance(**payload["provenance"])
     if problems := expected.mismatches(found):
         raise LogitsMismatchError(
-            f"teacher logits {path} do not match this run:\n  " + "\n  ".join(problems)
+            f"teacher logits {path} do not match this run:\n  "
+            + "\n  ".join(problems)
             + "\nRe-export them from the matching teacher (stage=teacher)."
         )
     row = {example_id: i for i, example_id in enumerate(payload["ids"])}

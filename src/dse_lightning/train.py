@@ -27,7 +27,10 @@ register_resolvers()
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
             cwd=Path(__file__).resolve().parent,
         )
     except (OSError, subprocess.CalledProcessError):
@@ -50,7 +53,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         "data": teacher.pop("data"),
         "teacher": teacher,
         "commit": git_commit(),
-        "config": config_dict(cfg),
+        "config": config_dict(cfg, drop=("hydra",)),
     }
     write_json(run_dir / "results.json", results)
     log.info("results: %s", run_dir / "results.json")

@@ -44,7 +44,9 @@ class SentencePairCollator:
         local = {sid: i for i, sid in enumerate(sids)}
         cols = self.sentences[sids]  # column dict of the S distinct sentences
         keys = [k for k in cols if k != "text"]
-        padded = dict(self.tokenizer.pad([{k: cols[k][i] for k in keys} for i in range(len(sids))], return_tensors="pt"))
+        padded = dict(
+            self.tokenizer.pad([{k: cols[k][i] for k in keys} for i in range(len(sids))], return_tensors="pt")
+        )
         return {
             "sentences": padded,
             "a": torch.tensor([local[r["a"]] for r in rows]),

@@ -89,7 +89,11 @@ class GluePairDataModule(pl.LightningDataModule):
         view = view or self.hparams.view
         cache = Path(self.hparams.cache_dir)
         return build_or_load(
-            lambda: self._raw(split), self._key_fields(split, view), cache, self.tokenizer, self.hparams.max_length
+            lambda: self._raw(split),
+            self._key_fields(split, view),
+            cache,
+            self.tokenizer,
+            self.hparams.max_length,
         )
 
     def prepare_data(self) -> None:
@@ -100,8 +104,13 @@ class GluePairDataModule(pl.LightningDataModule):
         for split in self.task.splits:
             if split not in self.data:
                 self.data[split] = self._encoded(split)
-                log.info("%s/%s: %d examples from %s", self.task.name, split,
-                         len(self.data[split]["pairs"]), self.source.describe(split))
+                log.info(
+                    "%s/%s: %d examples from %s",
+                    self.task.name,
+                    split,
+                    len(self.data[split]["pairs"]),
+                    self.source.describe(split),
+                )
 
     def num_examples(self, split: str) -> int:
         return len(self.data[split]["pairs"])

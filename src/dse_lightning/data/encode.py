@@ -35,7 +35,12 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
 
 def cache_entry(cache_dir: Path, key_fields: dict) -> Path:
     key = sha256_json({**key_fields, "format": CACHE_FORMAT})[:20]
-    return Path(cache_dir) / "tokenized" / key_fields["task"] / f"{key_fields['split']}.{key_fields['view']}.{key}"
+    return (
+        Path(cache_dir)
+        / "tokenized"
+        / key_fields["task"]
+        / f"{key_fields['split']}.{key_fields['view']}.{key}"
+    )
 
 
 def _count_truncated(tokenizer, first: list[str], second: list[str] | None, max_length: int) -> int:
@@ -76,7 +81,9 @@ def encode_sentences(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple
     return datasets.DatasetDict(pairs=pairs, sentences=sentences), truncated
 
 
-def build_or_load(raw_fn, key_fields: dict, cache_dir: Path, tokenizer, max_length: int) -> datasets.DatasetDict:
+def build_or_load(
+    raw_fn, key_fields: dict, cache_dir: Path, tokenizer, max_length: int
+) -> datasets.DatasetDict:
     """Load the cached encoding for `key_fields`, building it (atomically) from `raw_fn()` if absent."""
     entry = cache_entry(cache_dir, key_fields)
     if not (entry / "meta.json").is_file():
@@ -85,7 +92,10 @@ def build_or_load(raw_fn, key_fields: dict, cache_dir: Path, tokenizer, max_leng
         if truncated:
             log.warning(
                 "%s/%s: %d input(s) longer than max_length=%d were truncated",
-                key_fields["task"], key_fields["split"], truncated, max_length,
+                key_fields["task"],
+                key_fields["split"],
+                truncated,
+                max_length,
             )
         with atomic_dir(entry) as tmp:
             encoded.save_to_disk(str(tmp / "data"))

@@ -74,8 +74,8 @@ class HubSource:
             return datasets.load_dataset(hub.path, hub.name, split=name)
         except Exception as err:  # network, auth and missing-split errors all end here
             raise FileNotFoundError(
-                f"task '{self.task.name}': no local GLUE folder has {self.task.glue_dir}/ and the Hugging "
-                f"Face hub could not give {hub.path}/{hub.name} split '{name}' ({type(err).__name__}: {err}). "
+                f"task '{self.task.name}': no local folder has {self.task.glue_dir}/ and the Hugging Face "
+                f"hub could not give {hub.path}/{hub.name} split '{name}' ({type(err).__name__}: {err}). "
                 "Set data.dir (or $DSE_GLUE_DIR) to a glue_data folder, or run with a network."
             ) from err
 
@@ -86,7 +86,11 @@ class HubSource:
         hub = self.task.hub
         raw = self._raw(split)
         ds = raw.map(
-            lambda row: {"id": str(row[hub.id]), "sentence1": row[hub.sentence1], "sentence2": row[hub.sentence2]},
+            lambda row: {
+                "id": str(row[hub.id]),
+                "sentence1": row[hub.sentence1],
+                "sentence2": row[hub.sentence2],
+            },
             remove_columns=[c for c in raw.column_names if c != hub.label],
         )
         return ds.rename_column(hub.label, "label") if hub.label != "label" else ds

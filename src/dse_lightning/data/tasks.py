@@ -67,7 +67,9 @@ class TaskSpec:
         if "train" not in self.splits or len(self.eval_splits) == 0:
             raise ValueError(f"task '{self.name}': splits need 'train' and at least one evaluation set")
         if self.monitor not in self.metrics:
-            raise ValueError(f"task '{self.name}': monitor '{self.monitor}' is not one of {list(self.metrics)}")
+            raise ValueError(
+                f"task '{self.name}': monitor '{self.monitor}' is not one of {list(self.metrics)}"
+            )
 
     @classmethod
     def from_config(cls, cfg: DictConfig | dict) -> TaskSpec:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
@@ -48,8 +48,15 @@ def build_trainer(
 
 def strip_prefix(metrics: dict, prefix: str) -> dict[str, float]:
     """{'val/acc': t} -> {'acc': 0.81}: the plain keys results.json uses."""
-    return {k[len(prefix):]: float(v) for k, v in metrics.items() if k.startswith(prefix) and "loss" not in k}
+    return {
+        k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix) and "loss" not in k
+    }
 
 
-def config_dict(node: DictConfig) -> dict:
+def config_dict(node: DictConfig, drop: tuple[str, ...] = ()) -> dict:
+    """Resolved plain copy of a config node, without the `drop` keys (e.g. Hydra's own node in tests)."""
+    node = node.copy()
+    with open_dict(node):
+        for key in drop:
+            node.pop(key, None)
     return OmegaConf.to_container(node, resolve=True)

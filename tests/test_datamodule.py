@@ -1,0 +1,103 @@
+"""GluePairDataModule: the two views, dynamic padding, and the provenance-keyed tokenisation cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+from conftest import MRPC_HEADER, load_task, mrpc_rows, write_tsv
+from dse_lightning.data.datamodule import GluePairDataModule
+
+
+def make_dm(data_dir: Path, tokenizer: str, cache: Path, task: str = "mrpc", **kw) -> GluePairDataModule:
+    dm = GluePairDataModule(load_task(task), tokenizer, dir=str(data_dir), cache_dir=str(cache), **kw)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def entries(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "tokenized").glob("*/*"))
+
+
+def test_pair_view_dynamic_padding(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
+    dm = make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", batch_size=8, max_length=128)
+    assert (dm.num_examples("train"), dm.num_examples("dev")) == (48, 16)
+    batch = next(iter(dm.val_dataloader()[0]))
+    longest = int(batch["attention_mask"].sum(1).max())
+    assert batch["input_ids"].shape == (16, longest)  # padded to the batch, not to 128
+    assert batch["labels"].tolist()[:3] == [0, 1, 1] and batch["ids"][0] == "1000_2000"
+    assert set(batch["token_type_ids"].unique().tolist()) == {0, 1}
+
+
+def test_sentence_view_tokenises_each_sentence_once(tmp_path: Path, tokenizer_path: str) -> None:
+    rows = [
+        ["1", "1", "2", "same first sentence", "other a"],
+        ["0", "3", "4", "same first sentence", "other b"],
+        ["1", "5", "6", "other a", "same first sentence"],
+    ]
+    write_tsv(tmp_path / "g/MRPC/train.tsv", MRPC_HEADER, rows)
+    write_tsv(tmp_path / "g/MRPC/dev.tsv", MRPC_HEADER, rows[:1])
+    dm = make_dm(tmp_path / "g", tokenizer_path, tmp_path / "c", view="sentence", batch_size=3)
+    assert len(dm.data["train"]["sentences"]) == 3  # 6 sentence slots, 3 distinct texts
+    batch = next(iter(dm.predict_dataloader()))
+    tok = dm.tokenizer
+    decode = [
+        tok.decode(ids[mask.bool()], skip_special_tokens=True)
+        for ids, mask in zip(
+            batch["sentences"]["input_ids"], batch["sentences"]["attention_mask"], strict=True
+        )
+    ]
+    assert [decode[i] for i in batch["a"]] == ["same first sentence"] * 2 + ["other a"]
+    assert [decode[i] for i in batch["b"]] == ["other a", "other b", "same first sentence"]
+
+
+def test_cache_reused_then_rebuilt_on_max_length_tokenizer_and_data(
+    mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "c"
+    make_dm(mrpc_dir, tokenizer_path, cache, max_length=64)
+    first = entries(cache)
+    assert len(first) == 2  # train + dev
+    make_dm(mrpc_dir, tokenizer_path, cache, max_length=64)
+    assert entries(cache) == first  # same provenance: reused
+    make_dm(mrpc_dir, tokenizer_path, cache, max_length=32)
+    assert len(entries(cache)) == 4  # max length changed: rebuilt
+    other_tok = tmp_path / "tok"
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    tok.add_tokens(["dselightningtoken"])
+    tok.save_pretrained(other_tok)
+    make_dm(mrpc_dir, str(other_tok), cache, max_length=32)
+    assert len(entries(cache)) == 6  # tokenizer changed: rebuilt
+    write_tsv(mrpc_dir / "MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(15), bom=True)
+    dm = make_dm(mrpc_dir, str(other_tok), cache, max_length=32)
+    assert len(entries(cache)) == 7 and dm.num_examples("dev") == 15  # data changed: dev rebuilt
+
+
+def test_limit_is_a_fixed_subset_with_its_own_checksum(
+    mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
+) -> None:
+    full = make_dm(mrpc_dir, tokenizer_path, tmp_path / "c")
+    a = make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", limit_train=10)
+    b = make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", limit_train=10)
+    assert a.num_examples("train") == 10 and a.ids("train") == b.ids("train")
+    assert a.fingerprint("train") != full.fingerprint("train")
+
+
+def test_mnli_has_two_eval_loaders_and_length_grouping(
+    glue_fixture_dir: Path, tokenizer_path: str, tmp_path
+) -> None:
+    dm = make_dm(
+        glue_fixture_dir, tokenizer_path, tmp_path / "c", task="mnli", batch_size=4, group_by_length=True
+    )
+    loaders = dm.val_dataloader()
+    assert [len(dl.dataset) for dl in loaders] == [9, 6]
+    seen = [i for b in dm.train_dataloader() for i in b["ids"]]
+    assert sorted(seen) == sorted(dm.ids("train"))  # every row once per epoch
+
+
+def test_unknown_view(mrpc_dir: Path, tokenizer_path: str) -> None:
+    with pytest.raises(ValueError, match="data.view must be 'pair' or 'sentence'"):
+        GluePairDataModule(load_task("mrpc"), tokenizer_path, view="triplet", dir=str(mrpc_dir))

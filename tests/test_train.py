@@ -1,0 +1,95 @@
+"""The Hydra entry point end to end on a tiny teacher: results.json, teacher reuse, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from conftest import ROOT, TINY_BERT
+from dse_lightning.logits import Provenance, load_logits
+from dse_lightning.train import train
+
+
+def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data.dir={data_dir}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                "logger=none",
+                "teacher.max_epochs=1",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / run)
+        cfg.teacher.module.backbone = TINY_BERT  # random tiny BERT; the tokenizer stays MiniLM's
+    return cfg
+
+
+def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_dir: Path) -> None:
+    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run1"))
+    on_disk = json.loads((tmp_path / "run1" / "results.json").read_text())
+    assert on_disk["task"] == "mrpc" and on_disk["stage"] == "teacher" and on_disk["seed"] == 42
+    assert on_disk["data"] == {"train": 48, "dev": 16}
+    teacher = on_disk["teacher"]
+    assert set(teacher["metrics"]) == {"acc", "f1"} and 0.0 <= teacher["metrics"]["acc"] <= 1.0
+    assert {"name", "checkpoint", "logits", "params"} <= set(teacher) and teacher["reused"] is False
+    assert {"commit", "config"} <= set(on_disk)
+    payload_prov = Provenance(**__import__("torch").load(teacher["logits"], weights_only=True)["provenance"])
+    ids = [f"{1000 + i}_{2000 + i}" for i in range(48)]
+    assert load_logits(teacher["logits"], payload_prov, ids).shape == (48, 2)
+
+
+def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrpc_dir: Path) -> None:
+    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1"))
+    again, _ = train(make_cfg(tmp_path, mrpc_dir, "run2"))
+    assert again["teacher"]["reused"] is True
+    assert again["teacher"]["checkpoint"] == first["teacher"]["checkpoint"]
+    assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted
+    other_seed, _ = train(make_cfg(tmp_path, mrpc_dir, "run3", "seed=7"))
+    assert (
+        other_seed["teacher"]["reused"] is False and other_seed["teacher"]["key"] != first["teacher"]["key"]
+    )
+
+
+def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
+    with pytest.raises(ValueError, match=r"stage=distil is not one of \['teacher'\]"):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "stage=distil"))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "dse_lightning.train", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
+def test_cli_unknown_task_lists_valid_ones() -> None:
+    proc = run_cli("task=mrcp")
+    assert proc.returncode != 0
+    assert "Could not find 'task/mrcp'" in proc.stderr and "mrpc" in proc.stderr and "stsb" in proc.stderr
+
+
+def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
+    run_dir = tmp_path / "cli_run"
+    proc = run_cli(
+        "debug=smoke",
+        f"data.dir={mrpc_dir}",
+        f"hydra.run.dir={run_dir}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        "trainer.enable_progress_bar=false",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["data"] == {"train": 48, "dev": 16} and results["teacher"]["name"] == "minilm"
+    assert (run_dir / "teacher" / "csv").is_dir()  # the CSV logger wrote under the run dir
