@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from conftest import ROOT, TINY_BERT
+from dse_lightning import load_student
 from dse_lightning.logits import Provenance, load_logits
 from dse_lightning.train import train
 
@@ -34,12 +35,13 @@ def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictC
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / run)
-        cfg.teacher.module.backbone = TINY_BERT  # random tiny BERT; the tokenizer stays MiniLM's
+        cfg.teacher.module.backbone = TINY_BERT  # random tiny BERTs; the tokenizer stays MiniLM's
+        cfg.student.encoder.backbone = TINY_BERT
     return cfg
 
 
 def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_dir: Path) -> None:
-    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run1"))
+    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
     on_disk = json.loads((tmp_path / "run1" / "results.json").read_text())
     assert on_disk["task"] == "mrpc" and on_disk["stage"] == "teacher" and on_disk["seed"] == 42
     assert on_disk["data"] == {"train": 48, "dev": 16}
@@ -53,20 +55,38 @@ def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_d
 
 
 def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrpc_dir: Path) -> None:
-    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1"))
-    again, _ = train(make_cfg(tmp_path, mrpc_dir, "run2"))
+    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    again, _ = train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher"))
     assert again["teacher"]["reused"] is True
     assert again["teacher"]["checkpoint"] == first["teacher"]["checkpoint"]
     assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted
-    other_seed, _ = train(make_cfg(tmp_path, mrpc_dir, "run3", "seed=7"))
+    other_seed, _ = train(make_cfg(tmp_path, mrpc_dir, "run3", "stage=teacher", "seed=7"))
     assert (
         other_seed["teacher"]["reused"] is False and other_seed["teacher"]["key"] != first["teacher"]["key"]
     )
 
 
 def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
-    with pytest.raises(ValueError, match=r"stage=distil is not one of \['teacher'\]"):
+    with pytest.raises(ValueError, match=r"stage=distil is not one of \['teacher', 'distill', 'all'\]"):
         train(make_cfg(tmp_path, mrpc_dir, "run", "stage=distil"))
+
+
+@pytest.mark.parametrize("student", ["bilstm", "dse"])
+def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Path, student: str) -> None:
+    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", f"student={student}", "distill.alpha=0.5"))
+    s = json.loads((tmp_path / "run" / "results.json").read_text())["student"]
+    assert s["name"] == student and s["alpha"] == 0.5 and set(s["metrics"]) == {"acc", "f1"}
+    teacher = results["teacher"]["metrics"]
+    expected = {m: (teacher[m] - s["metrics"][m]) / teacher[m] for m in ("acc", "f1") if teacher[m]}
+    assert s["relative_degradation"]["mean"] == pytest.approx(sum(expected.values()) / len(expected))
+    assert s["params"] > 0 and load_student(s["export"]).score(["a b"], ["a c"]).shape == (1,)
+
+
+def test_second_student_reuses_the_teacher(tmp_path: Path, mrpc_dir: Path) -> None:
+    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "student=bilstm", "distill.alpha=0"))
+    second, _ = train(make_cfg(tmp_path, mrpc_dir, "run2", "student=dse"))
+    assert first["teacher"]["reused"] is False and second["teacher"]["reused"] is True
+    assert first["student"]["alpha"] == 0.0 and second["student"]["name"] == "dse"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -92,4 +112,8 @@ def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == {"train": 48, "dev": 16} and results["teacher"]["name"] == "minilm"
+    assert (
+        results["student"]["name"] == "bilstm" and (run_dir / "student" / "export" / "student.json").is_file()
+    )
     assert (run_dir / "teacher" / "csv").is_dir()  # the CSV logger wrote under the run dir
+    assert "student (bilstm, alpha=0.5)" in proc.stdout + proc.stderr  # the teacher-vs-student table

@@ -1,6 +1,6 @@
-"""The one entry point: `python -m dse_lightning.train task=mrpc stage=teacher`.
+"""The one entry point: `python -m dse_lightning.train task=mrpc student=bilstm`.
 
-`main()` is thin; `train(cfg)` returns (metrics, objects) so tests, sweeps and Optuna can call it.
+`main()` is thin; `train(cfg)` returns (results, objects) so tests, sweeps and Optuna can call it.
 """
 
 from __future__ import annotations
@@ -11,16 +11,18 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .data.tasks import TaskSpec
 from .pipeline.common import config_dict
+from .pipeline.distill import run_distill
 from .pipeline.teacher import run_teacher
+from .report import summary_table
 from .resolvers import register_resolvers
 from .utils.io import write_json
 
 log = logging.getLogger(__name__)
-STAGES = ("teacher",)
+STAGES = ("teacher", "distill", "all")
 register_resolvers()
 
 
@@ -39,7 +41,10 @@ def git_commit() -> str | None:
 
 
 def train(cfg: DictConfig) -> tuple[dict, dict]:
-    """Run the configured stage(s); write and return results.json's content."""
+    """Run the configured stage(s); write and return results.json's content.
+
+    The distill stage needs a teacher: it reuses the cached one whose provenance matches, or fits it.
+    """
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
     pl.seed_everything(cfg.seed, workers=True)
@@ -52,19 +57,22 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         "seed": cfg.seed,
         "data": teacher.pop("data"),
         "teacher": teacher,
-        "commit": git_commit(),
-        "config": config_dict(cfg, drop=("hydra",)),
     }
+    if cfg.stage in ("distill", "all"):
+        pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
+        results["student"] = run_distill(cfg, task, teacher, run_dir)
+    results |= {"commit": git_commit(), "config": config_dict(cfg, drop=("hydra",))}
     write_json(run_dir / "results.json", results)
-    log.info("results: %s", run_dir / "results.json")
+    log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
     return results, {"task": task}
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    """Returns the monitored dev metric (of the student when there is one): the sweep objective."""
     results, _ = train(cfg)
-    metrics = results["teacher"]["metrics"]
-    return metrics.get(OmegaConf.select(cfg, "task.monitor"))
+    model = results.get("student") or results["teacher"]
+    return model["metrics"].get(cfg.task.monitor)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,13 @@ def _labels(rows: list[dict], regression: bool) -> torch.Tensor:
     return torch.tensor([r["label"] for r in rows], dtype=torch.float32 if regression else torch.long)
 
 
+def _targets(rows: list[dict], batch: dict) -> dict:
+    """Add the teacher's logits (B, K) when the train split carries them (see attach_teacher_logits)."""
+    if "teacher" in rows[0]:
+        batch["teacher_logits"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
+    return batch
+
+
 @dataclass
 class PairCollator:
     """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}."""
@@ -21,11 +28,11 @@ class PairCollator:
     regression: bool = False
 
     def __call__(self, rows: list[dict]) -> dict:
-        feats = [{k: v for k, v in r.items() if k not in ("id", "label")} for r in rows]
+        feats = [{k: v for k, v in r.items() if k not in ("id", "label", "teacher")} for r in rows]
         batch = dict(self.tokenizer.pad(feats, return_tensors="pt"))
         batch["labels"] = _labels(rows, self.regression)
         batch["ids"] = [r["id"] for r in rows]
-        return batch
+        return _targets(rows, batch)
 
 
 @dataclass
@@ -47,10 +54,11 @@ class SentencePairCollator:
         padded = dict(
             self.tokenizer.pad([{k: cols[k][i] for k in keys} for i in range(len(sids))], return_tensors="pt")
         )
-        return {
+        batch = {
             "sentences": padded,
             "a": torch.tensor([local[r["a"]] for r in rows]),
             "b": torch.tensor([local[r["b"]] for r in rows]),
             "labels": _labels(rows, self.regression),
             "ids": [r["id"] for r in rows],
         }
+        return _targets(rows, batch)

@@ -8,6 +8,7 @@ from typing import Literal
 
 import datasets
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -111,6 +112,15 @@ class GluePairDataModule(pl.LightningDataModule):
                     len(self.data[split]["pairs"]),
                     self.source.describe(split),
                 )
+
+    def attach_teacher_logits(self, logits: torch.Tensor) -> None:
+        """Teacher targets (N_train, K), in the order of `ids("train")`; batches then carry them."""
+        pairs = self.data["train"]["pairs"]
+        if len(logits) != len(pairs):
+            raise ValueError(f"{len(logits)} rows of teacher logits for {len(pairs)} train examples")
+        if "teacher" in pairs.column_names:
+            pairs = pairs.remove_columns("teacher")
+        self.data["train"]["pairs"] = pairs.add_column("teacher", logits.float().tolist())
 
     def num_examples(self, split: str) -> int:
         return len(self.data[split]["pairs"])

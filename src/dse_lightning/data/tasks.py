@@ -87,6 +87,11 @@ class TaskSpec:
         """Outputs of a cross-encoder: one per class, or one score for regression."""
         return 1 if self.type == "regression" else len(self.labels)
 
+    @property
+    def num_student_outputs(self) -> int:
+        """Outputs of a student head: binary tasks distil one logit (z1 - z0), multiclass all C."""
+        return len(self.labels) if self.type == "multiclass" else 1
+
     def build_metrics(self, prefix: str, split: str) -> MetricCollection:
         """One fresh torchmetrics collection, e.g. prefix 'val/' + 'acc' + '_mm'."""
         metrics = {name: instantiate(conf) for name, conf in self.metrics.items()}

@@ -12,6 +12,7 @@ Padding is assumed on the right (the HF tokenizer default).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -21,7 +22,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from dse_lightning.models.components.pooling import Pooling, masked_max
 
-Backbone = str | PretrainedConfig | PreTrainedModel
+Backbone = str | Mapping | PretrainedConfig | PreTrainedModel
 
 
 def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
@@ -38,9 +39,11 @@ def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
 
 
 def load_backbone(backbone: Backbone) -> PreTrainedModel:
-    """A model already built, a config (random init, for tests), or a name/path for from_pretrained."""
+    """A model already built, a config or config dict (random init, for tests), or a name/path."""
     if isinstance(backbone, PreTrainedModel):
         return backbone
+    if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
+        backbone = AutoConfig.for_model(**backbone)
     if isinstance(backbone, PretrainedConfig):
         return AutoModel.from_config(backbone, **_no_pooler_kwargs(backbone))
     config = AutoConfig.from_pretrained(backbone)

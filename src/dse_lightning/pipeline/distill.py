@@ -1,0 +1,72 @@
+"""Distill stage: train a siamese student on the teacher's exported logits and evaluate it on dev."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from ..data.datamodule import GluePairDataModule
+from ..data.tasks import TaskSpec
+from ..export import export_student
+from ..logits import load_logits
+from ..losses import DistillLoss
+from ..models.build import build_student, teacher_targets
+from .common import build_datamodule, build_trainer, strip_prefix
+from .teacher import logits_provenance
+
+log = logging.getLogger(__name__)
+
+
+def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -> dict[str, float]:
+    """(teacher - student) / teacher per metric, and their mean: the paper's measure (lower is better)."""
+    rel = {k: (teacher[k] - student[k]) / teacher[k] for k in teacher if k in student and teacher[k]}
+    return {**rel, "mean": sum(rel.values()) / len(rel)} if rel else {}
+
+
+def _attach_targets(dm: GluePairDataModule, teacher: dict, task: TaskSpec) -> None:
+    """Join the teacher's logits to the train rows by id, after checking they belong to this data."""
+    expected = logits_provenance(dm, Path(teacher["checkpoint"]))
+    logits = load_logits(teacher["logits"], expected, dm.ids("train"))
+    dm.attach_teacher_logits(teacher_targets(task, logits))
+
+
+def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
+    """The student's results.json entry: name, metrics, relative_degradation, params, export."""
+    dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
+    alpha = float(cfg.distill.alpha)
+    if alpha > 0:
+        _attach_targets(dm, teacher, task)
+    loss = DistillLoss(task.type, alpha=alpha, kind=cfg.distill.kind, temperature=cfg.distill.temperature)
+    student = build_student(cfg.student, task)
+    make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")
+    module = make_module(task=task, student=student, loss=loss)
+    stage_dir = run_dir / "student"
+    trainer, ckpt_cb = build_trainer(cfg, task, stage_dir, cfg.student.max_epochs)
+    start = time.time()
+    trainer.fit(module, datamodule=dm)
+    log.info(
+        "student: best checkpoint %s (%s=%s)",
+        ckpt_cb.best_model_path,
+        ckpt_cb.monitor,
+        ckpt_cb.best_model_score,
+    )
+    best = ckpt_cb.best_model_path or None
+    metrics = trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False)
+    train_time = round(time.time() - start, 1)
+    export = export_student(
+        stage_dir / "export", module.student, dm.tokenizer, task.type, task.labels, dm.hparams.max_length
+    )
+    metrics = strip_prefix({k: v for d in metrics for k, v in d.items()}, "val/")
+    return {
+        "name": cfg.student.name,
+        "alpha": alpha,
+        "metrics": metrics,
+        "relative_degradation": relative_degradation(teacher["metrics"], metrics),
+        "params": sum(p.numel() for p in student.parameters()),
+        "export": str(export.resolve()),
+        "train_time_s": train_time,
+    }

@@ -1,0 +1,110 @@
+"""DistillModule on tiny random students: fast_dev_run, teacher targets by id, export round trip."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from conftest import TINY_BERT, load_task
+from dse_lightning import load_student
+from dse_lightning.data.datamodule import GluePairDataModule
+from dse_lightning.export import export_student
+from dse_lightning.losses import DistillLoss
+from dse_lightning.models.build import teacher_targets
+from dse_lightning.models.components import (
+    BiLSTMEncoder,
+    Pooling,
+    SiameseStudent,
+    TransformerEncoder,
+    build_head,
+)
+from dse_lightning.models.distill_module import DistillModule
+
+
+def tiny_student(kind: str, head: str = "concat") -> SiameseStudent:
+    if kind == "dse":
+        encoder = TransformerEncoder(TINY_BERT, Pooling("top_k_mean", k=2))
+    else:
+        encoder = BiLSTMEncoder.from_backbone(TINY_BERT, hidden_dim=16)
+    return SiameseStudent(encoder, build_head(head, encoder.embed_dim, 1))
+
+
+def sentence_dm(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> GluePairDataModule:
+    dm = GluePairDataModule(
+        load_task("mrpc"),
+        tokenizer_path,
+        view="sentence",
+        dir=str(mrpc_dir),
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=8,
+        max_length=32,
+    )
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+@pytest.mark.parametrize(("kind", "head"), [("dse", "concat"), ("bilstm", "concat"), ("dse", "dot")])
+def test_distill_fast_dev_run(
+    kind: str, head: str, mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
+) -> None:
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
+    # Teacher logits in the artifact's order are joined by id: row i of ids("train") gets z = i.
+    n = dm.num_examples("train")
+    raw = torch.stack([torch.zeros(n), torch.arange(n, dtype=torch.float32)], dim=1)  # (N, 2)
+    dm.attach_teacher_logits(teacher_targets(dm.task, raw))
+    batch = next(iter(dm.predict_dataloader()))
+    assert batch["teacher_logits"].shape == (len(batch["ids"]), 1)
+    assert batch["teacher_logits"][:, 0].tolist() == [float(dm.ids("train").index(i)) for i in batch["ids"]]
+    module = DistillModule(
+        dm.task,
+        tiny_student(kind, head),
+        DistillLoss("binary", alpha=0.5),
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+    )
+    before = [p.detach().clone() for p in module.student.encoder.parameters()]
+    trainer = pl.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=dm)
+    after = list(module.student.encoder.parameters())
+    assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))  # the encoder trained
+    assert {"train/loss", "train/distill_loss", "val/acc", "val/f1"} <= set(trainer.callback_metrics)
+
+
+@pytest.mark.parametrize("kind", ["dse", "bilstm"])
+def test_export_round_trip(kind: str, mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
+    student = tiny_student(kind).eval()
+    a = ["A man is playing a guitar.", "Shares of the company rose 5 percent on Monday."]
+    b = ["Someone plays guitar.", "The cat sleeps."]
+    export_student(tmp_path / "export", student, dm.tokenizer, "binary", ["0", "1"], max_length=32)
+    loaded = load_student(tmp_path / "export")
+    with torch.no_grad():
+        feats = dm.tokenizer(a + b, truncation=True, max_length=32, padding=True, return_tensors="pt")
+        emb = student.encode(dict(feats))  # (4, D), as in training
+        probs = student.head(emb[:2], emb[2:]).squeeze(-1).sigmoid()
+    torch.testing.assert_close(loaded.encode(a + b), emb, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(loaded.score(a, b), probs, atol=1e-5, rtol=1e-4)
+
+
+def test_dse_export_is_a_sentence_transformer(tokenizer_path: str, tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    student = tiny_student("dse").eval()
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    export_student(tmp_path / "export", student, tok, "binary", ["0", "1"], max_length=32)
+    st = SentenceTransformer(str(tmp_path / "export"), device="cpu", trust_remote_code=True)
+    sentences = ["One sentence here.", "And another, somewhat longer, sentence."]
+    with torch.no_grad():
+        expected = student.encode(dict(tok(sentences, padding=True, return_tensors="pt")))
+    torch.testing.assert_close(st.encode(sentences, convert_to_tensor=True), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_attach_refuses_wrong_length(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
+    with pytest.raises(ValueError, match="3 rows of teacher logits for 48 train examples"):
+        dm.attach_teacher_logits(torch.zeros(3, 1))
