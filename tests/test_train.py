@@ -117,3 +117,22 @@ def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
     )
     assert (run_dir / "teacher" / "csv").is_dir()  # the CSV logger wrote under the run dir
     assert "student (bilstm, alpha=0.5)" in proc.stdout + proc.stderr  # the teacher-vs-student table
+
+
+def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
+    import torch
+
+    from dse_lightning.pipeline.folds import fold_of_rows
+
+    folds = fold_of_rows(10, 3, seed=1)
+    assert sorted(folds.count(j) for j in range(3)) == [3, 3, 4] and folds == fold_of_rows(10, 3, seed=1)
+    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", "distill.teacher_folds=2"))
+    assert results["student"]["teacher_folds"] == 2
+    store = Path(results["teacher"]["checkpoint"]).parent / "oof2"
+    record = json.loads((store / "oof.json").read_text())
+    assert len(record["folds"]) == 2 and set(record["folds"][0]) == {"acc", "f1"}
+    oof = torch.load(store / "logits.pt", weights_only=True)
+    single = torch.load(results["teacher"]["logits"], weights_only=True)
+    assert sorted(oof["ids"]) == sorted(single["ids"]) and len(oof["ids"]) == 48
+    assert oof["provenance"]["teacher_checkpoint"] == f"oof2-{results['teacher']['key']}"
+    assert not torch.equal(oof["logits"], single["logits"])  # other teachers, other logits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Literal
@@ -121,6 +122,14 @@ class GluePairDataModule(pl.LightningDataModule):
         if "teacher" in pairs.column_names:
             pairs = pairs.remove_columns("teacher")
         self.data["train"]["pairs"] = pairs.add_column("teacher", logits.float().tolist())
+
+    def with_train_rows(self, indices: list[int]) -> GluePairDataModule:
+        """A shallow copy whose train split holds only `indices` (fold teachers); dev is shared."""
+        clone = copy.copy(self)
+        train = datasets.DatasetDict(self.data["train"])
+        train["pairs"] = train["pairs"].select(indices)
+        clone.data = {**self.data, "train": train}
+        return clone
 
     def num_examples(self, split: str) -> int:
         return len(self.data[split]["pairs"])

@@ -12,10 +12,11 @@ from omegaconf import DictConfig
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
 from ..export import export_student
-from ..logits import load_logits
+from ..logits import Provenance, load_logits
 from ..losses import DistillLoss
 from ..models.build import build_student, teacher_targets
 from .common import build_datamodule, build_trainer, strip_prefix
+from .folds import oof_checkpoint_id, oof_targets
 from .teacher import logits_provenance
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,15 @@ def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -
     return {**rel, "mean": sum(rel.values()) / len(rel)} if rel else {}
 
 
-def _attach_targets(dm: GluePairDataModule, teacher: dict, task: TaskSpec) -> None:
+def _attach_targets(cfg: DictConfig, dm: GluePairDataModule, teacher: dict, task: TaskSpec, run_dir: Path):
     """Join the teacher's logits to the train rows by id, after checking they belong to this data."""
     expected = logits_provenance(dm, Path(teacher["checkpoint"]))
-    logits = load_logits(teacher["logits"], expected, dm.ids("train"))
+    path = teacher["logits"]
+    if cfg.distill.teacher_folds > 1:
+        path = oof_targets(cfg, task, teacher, run_dir)["logits"]
+        fold_id = oof_checkpoint_id(cfg.distill.teacher_folds, teacher["key"])
+        expected = Provenance(**{**expected.__dict__, "teacher_checkpoint": fold_id})
+    logits = load_logits(path, expected, dm.ids("train"))
     dm.attach_teacher_logits(teacher_targets(task, logits))
 
 
@@ -39,7 +45,7 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
     alpha = float(cfg.distill.alpha)
     if alpha > 0:
-        _attach_targets(dm, teacher, task)
+        _attach_targets(cfg, dm, teacher, task, run_dir)
     loss = DistillLoss(task.type, alpha=alpha, kind=cfg.distill.kind, temperature=cfg.distill.temperature)
     student = build_student(cfg.student, task)
     make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")
@@ -64,6 +70,7 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     return {
         "name": cfg.student.name,
         "alpha": alpha,
+        "teacher_folds": int(cfg.distill.teacher_folds),
         "metrics": metrics,
         "relative_degradation": relative_degradation(teacher["metrics"], metrics),
         "params": sum(p.numel() for p in student.parameters()),

@@ -56,13 +56,13 @@ def logits_provenance(dm: GluePairDataModule, checkpoint: Path) -> Provenance:
     )
 
 
-def _predict_train(trainer, module, dm: GluePairDataModule) -> tuple[list[str], torch.Tensor]:
+def predict_train(trainer, module, dm: GluePairDataModule) -> tuple[list[str], torch.Tensor]:
     batches = trainer.predict(module, dataloaders=dm.predict_dataloader())
     ids = [i for b in batches for i in b["ids"]]
     return ids, torch.cat([b["logits"] for b in batches])
 
 
-def _fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_dir: Path):
+def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_dir: Path):
     trainer, ckpt_cb = build_trainer(cfg, task, stage_dir, cfg.teacher.max_epochs)
     if cfg.teacher.checkpoint:
         log.info("teacher: exporting from given checkpoint %s", cfg.teacher.checkpoint)
@@ -85,7 +85,7 @@ def _publish(store: Path, trainer, module, dm: GluePairDataModule, record: dict)
     with atomic_dir(store) as tmp:
         trainer.save_checkpoint(tmp / "model.ckpt", weights_only=True)
         provenance = logits_provenance(dm, tmp / "model.ckpt")
-        ids, logits = _predict_train(trainer, module, dm)
+        ids, logits = predict_train(trainer, module, dm)
         save_logits(tmp / "logits.pt", ids, logits, provenance)
         load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # verify the round trip before publishing
         record = {**record, "checkpoint": str(store / "model.ckpt"), "logits": str(store / "logits.pt")}
@@ -103,7 +103,7 @@ def run_teacher(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> dict:
         log.info("teacher: reusing %s (same task, config, data and seed)", store)
         return {**json.loads((store / "teacher.json").read_text()), "reused": True, "data": data}
     start = time.time()
-    trainer, module, metrics = _fit_or_load(cfg, task, dm, run_dir / "teacher")
+    trainer, module, metrics = fit_or_load(cfg, task, dm, run_dir / "teacher")
     record = {
         "name": cfg.teacher.name,
         "key": key,

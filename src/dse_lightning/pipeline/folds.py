@@ -1,0 +1,74 @@
+"""Out-of-fold teacher targets: `distill.teacher_folds=k`.
+
+A teacher's logits on its own training rows are over-confident (it has fit them). With k > 1 folds,
+k teachers are fit on k-1 folds each and every train row takes its logits from the teacher that did
+not see it. The result is a logits artifact like the single teacher's, stored beside it in
+`<teacher store>/oof<k>/`; its `teacher_checkpoint` provenance names the fold set (`oof<k>-<key>`),
+since the fold teachers' weights are not kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from ..data.datamodule import GluePairDataModule
+from ..data.tasks import TaskSpec
+from ..logits import Provenance, load_logits, save_logits
+from ..utils.io import atomic_dir, write_json
+from .common import build_datamodule, strip_prefix
+from .teacher import fit_or_load, logits_provenance, predict_train
+
+log = logging.getLogger(__name__)
+
+
+def fold_of_rows(n: int, k: int, seed: int) -> list[int]:
+    """Fold index of each of n rows: a seeded permutation dealt round-robin (sizes differ by <= 1)."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+    folds = [0] * n
+    for position, row in enumerate(order):
+        folds[row] = position % k
+    return folds
+
+
+def oof_checkpoint_id(k: int, teacher_key: str) -> str:
+    return f"oof{k}-{teacher_key}"
+
+
+def _fit_fold(cfg, task, dm: GluePairDataModule, folds: list[int], j: int, run_dir: Path):
+    keep = [i for i, f in enumerate(folds) if f != j]
+    held = [i for i, f in enumerate(folds) if f == j]
+    trainer, module, metrics = fit_or_load(cfg, task, dm.with_train_rows(keep), run_dir / f"fold{j}")
+    ids, logits = predict_train(trainer, module, dm.with_train_rows(held))
+    log.info("teacher fold %d/%d: fit on %d rows, dev %s", j + 1, len(set(folds)), len(keep), metrics)
+    return ids, logits, strip_prefix(metrics, "val/")
+
+
+def oof_targets(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
+    """{"logits": path, "teacher_checkpoint": id, "folds": [dev metrics...]}, fitting the folds if needed."""
+    k = int(cfg.distill.teacher_folds)
+    store = Path(teacher["checkpoint"]).parent / f"oof{k}"
+    if (store / "oof.json").is_file():
+        log.info("teacher folds: reusing %s", store)
+        return json.loads((store / "oof.json").read_text())
+    dm = build_datamodule(cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size)
+    folds = fold_of_rows(dm.num_examples("train"), k, cfg.seed)
+    parts = [_fit_fold(cfg, task, dm, folds, j, run_dir / "teacher_folds") for j in range(k)]
+    ids = [i for p in parts for i in p[0]]
+    logits = torch.cat([p[1] for p in parts])
+    base = logits_provenance(dm, Path(teacher["checkpoint"]))
+    provenance = Provenance(**{**base.__dict__, "teacher_checkpoint": oof_checkpoint_id(k, teacher["key"])})
+    with atomic_dir(store) as tmp:
+        save_logits(tmp / "logits.pt", ids, logits, provenance)
+        load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # every train row exactly once
+        record = {
+            "logits": str(store / "logits.pt"),
+            "teacher_checkpoint": provenance.teacher_checkpoint,
+            "folds": [p[2] for p in parts],
+        }
+        write_json(tmp / "oof.json", record)
+    return record
