@@ -1,6 +1,10 @@
-"""Plain-text tables of results for the terminal (the end of `make demo`)."""
+"""Tables of results: the terminal table after a run, and `python -m dse_lightning.report` (markdown)."""
 
 from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
 
 
 def summary_table(results: dict) -> str:
@@ -29,3 +33,40 @@ def summary_table(results: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     return f"{results['task']} dev\n" + "\n".join(lines)
+
+
+def _fmt(metrics: dict) -> str:
+    return " / ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+def results_markdown(paths: list[Path]) -> str:
+    """One row per results.json: teacher and student dev metrics, relative degradation, times."""
+    cols = ["run", "task", "student", "alpha", "folds", "teacher (dev)", "student (dev)", "rel. degr.",
+            "teacher s", "student s"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        t, s = r["teacher"], r.get("student") or {}
+        deg = (s.get("relative_degradation") or {}).get("mean")
+        lines.append(
+            f"| {Path(path).parent.name} | {r['task']} | {s.get('name', '-')} | {s.get('alpha', '-')} "
+            f"| {s.get('teacher_folds', '-')} | {_fmt(t['metrics'])} | {_fmt(s.get('metrics', {})) or '-'} "
+            f"| {f'{deg:.2%}' if deg is not None else '-'} | {t.get('train_time_s', '-')} "
+            f"| {s.get('train_time_s', '-')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Markdown table of results.json files")
+    parser.add_argument("results", nargs="+", type=Path, help="results.json files (or run dirs)")
+    args = parser.parse_args(argv)
+    paths = [p / "results.json" if p.is_dir() else p for p in args.results]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no such results file: {', '.join(missing)}")
+    print(results_markdown(paths))
+
+
+if __name__ == "__main__":
+    main()
