@@ -41,8 +41,18 @@ def _fmt(metrics: dict) -> str:
 
 def results_markdown(paths: list[Path]) -> str:
     """One row per results.json: teacher and student dev metrics, relative degradation, times."""
-    cols = ["run", "task", "student", "alpha", "folds", "teacher (dev)", "student (dev)", "rel. degr.",
-            "teacher s", "student s"]
+    cols = [
+        "run",
+        "task",
+        "student",
+        "alpha",
+        "folds",
+        "teacher (dev)",
+        "student (dev)",
+        "rel. degr.",
+        "teacher s",
+        "student s",
+    ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for path in paths:
         r = json.loads(Path(path).read_text())
