@@ -26,6 +26,20 @@ TINY_BERT = {
     "max_position_embeddings": 128,
 }
 
+# The columns of MNLI's train and dev files before their label columns.
+MNLI_COLUMNS = [
+    "index",
+    "promptID",
+    "pairID",
+    "genre",
+    "sentence1_binary_parse",
+    "sentence2_binary_parse",
+    "sentence1_parse",
+    "sentence2_parse",
+    "sentence1",
+    "sentence2",
+]
+
 # Rows in each GLUE file format (header, rows); the QQP/MNLI/QNLI-train formats are not in shared/.
 FIXTURES = {
     "QQP/train.tsv": (
@@ -50,20 +64,7 @@ FIXTURES = {
         ],
     ),
     "MNLI/train.tsv": (
-        [
-            "index",
-            "promptID",
-            "pairID",
-            "genre",
-            "sentence1_binary_parse",
-            "sentence2_binary_parse",
-            "sentence1_parse",
-            "sentence2_parse",
-            "sentence1",
-            "sentence2",
-            "label1",
-            "gold_label",
-        ],
+        [*MNLI_COLUMNS, "label1", "gold_label"],
         [
             [
                 str(i),
@@ -95,24 +96,7 @@ FIXTURES = {
         ],
     ),
 }
-MNLI_DEV_HEADER = [
-    "index",
-    "promptID",
-    "pairID",
-    "genre",
-    "sentence1_binary_parse",
-    "sentence2_binary_parse",
-    "sentence1_parse",
-    "sentence2_parse",
-    "sentence1",
-    "sentence2",
-    "label1",
-    "label2",
-    "label3",
-    "label4",
-    "label5",
-    "gold_label",
-]
+MNLI_DEV_HEADER = [*MNLI_COLUMNS, "label1", "label2", "label3", "label4", "label5", "gold_label"]
 
 
 def write_tsv(
