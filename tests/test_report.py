@@ -43,7 +43,8 @@ def test_report_cli(tmp_path: Path, capsys) -> None:
     main([str(run)])
     out = capsys.readouterr().out.splitlines()
     assert out[2] == (
-        "| run_a | mrpc | dse | 0.5 | 1 | acc 0.8000 / f1 0.9000 | acc 0.7600 / f1 0.9000 | 2.50% | 10 | 20 |"
+        "| run_a | mrpc | dse | 0.5 | 1 | mse | acc 0.8000 / f1 0.9000 "
+        "| acc 0.7600 / f1 0.9000 | 2.50% | 10 | 20 |"
     )
     with pytest.raises(SystemExit):
         main([str(tmp_path / "absent")])

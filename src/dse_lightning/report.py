@@ -39,6 +39,33 @@ def _fmt(metrics: dict) -> str:
     return " / ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
+def _loss_name(results: dict) -> str:
+    distill = (results.get("config") or {}).get("distill") or {}
+    kind = distill.get("kind", "mse")
+    return f"kl T={distill.get('temperature')}" if kind == "kl" else kind
+
+
+def _row(path: Path) -> str:
+    r = json.loads(path.read_text())
+    t, s = r["teacher"], r.get("student") or {}
+    name = path.parent.name if path.name == "results.json" else path.stem
+    deg = (s.get("relative_degradation") or {}).get("mean")
+    cells = [
+        name,
+        r["task"],
+        s.get("name", "-"),
+        s.get("alpha", "-"),
+        s.get("teacher_folds", "-"),
+        _loss_name(r) if s else "-",
+        _fmt(t["metrics"]),
+        _fmt(s.get("metrics", {})) or "-",
+        f"{deg:.2%}" if deg is not None else "-",
+        t.get("train_time_s", "-"),
+        s.get("train_time_s", "-"),
+    ]
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
 def results_markdown(paths: list[Path]) -> str:
     """One row per results.json: teacher and student dev metrics, relative degradation, times."""
     cols = [
@@ -47,6 +74,7 @@ def results_markdown(paths: list[Path]) -> str:
         "student",
         "alpha",
         "folds",
+        "loss",
         "teacher (dev)",
         "student (dev)",
         "rel. degr.",
@@ -54,16 +82,7 @@ def results_markdown(paths: list[Path]) -> str:
         "student s",
     ]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for path in paths:
-        r = json.loads(Path(path).read_text())
-        t, s = r["teacher"], r.get("student") or {}
-        deg = (s.get("relative_degradation") or {}).get("mean")
-        lines.append(
-            f"| {Path(path).parent.name} | {r['task']} | {s.get('name', '-')} | {s.get('alpha', '-')} "
-            f"| {s.get('teacher_folds', '-')} | {_fmt(t['metrics'])} | {_fmt(s.get('metrics', {})) or '-'} "
-            f"| {f'{deg:.2%}' if deg is not None else '-'} | {t.get('train_time_s', '-')} "
-            f"| {s.get('train_time_s', '-')} |"
-        )
+    lines += [_row(Path(p)) for p in paths]
     return "\n".join(lines)
 
 
