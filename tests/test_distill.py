@@ -108,3 +108,26 @@ def test_attach_refuses_wrong_length(mrpc_dir: Path, tokenizer_path: str, tmp_pa
     dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
     with pytest.raises(ValueError, match="3 rows of teacher logits for 48 train examples"):
         dm.attach_teacher_logits(torch.zeros(3, 1))
+
+
+def test_online_frozen_teacher(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
+    from dse_lightning.models.teacher_module import load_cross_encoder
+
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
+    dm.pair_inputs = True
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["pair"]["input_ids"].shape[0] == len(batch["ids"]) and "teacher_logits" not in batch
+    teacher = load_cross_encoder(TINY_BERT, 2)
+    before = [p.detach().clone() for p in teacher.parameters()]
+    module = DistillModule(
+        dm.task,
+        tiny_student("bilstm"),
+        DistillLoss("binary", alpha=1.0),
+        optimizer=partial(torch.optim.AdamW, lr=1e-3),
+        teacher=teacher,
+    )
+    trainer = pl.Trainer(fast_dev_run=2, accelerator="cpu", logger=False, enable_progress_bar=False)
+    trainer.fit(module, datamodule=dm)
+    assert trainer.callback_metrics["train/distill_loss"] > 0  # alpha=1: the loss is the teacher's term
+    assert all(torch.equal(b, p) for b, p in zip(before, teacher.parameters(), strict=True))  # frozen
+    assert not teacher.training

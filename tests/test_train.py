@@ -136,3 +136,15 @@ def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
     assert sorted(oof["ids"]) == sorted(single["ids"]) and len(oof["ids"]) == 48
     assert oof["provenance"]["teacher_checkpoint"] == f"oof2-{results['teacher']['key']}"
     assert not torch.equal(oof["logits"], single["logits"])  # other teachers, other logits
+
+
+def test_online_teacher_source_and_unknown_source(tmp_path: Path, mrpc_dir: Path) -> None:
+    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", "distill.teacher_source=online"))
+    assert results["student"]["teacher_source"] == "online" and set(results["student"]["metrics"]) == {
+        "acc",
+        "f1",
+    }
+    with pytest.raises(
+        ValueError, match=r"distill.teacher_source=oracle is not one of \['artifact', 'online'\]"
+    ):
+        train(make_cfg(tmp_path, mrpc_dir, "run2", "distill.teacher_source=oracle"))

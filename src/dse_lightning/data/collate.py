@@ -45,6 +45,7 @@ class SentencePairCollator:
     tokenizer: PreTrainedTokenizerBase
     sentences: datasets.Dataset
     regression: bool = False
+    pair_max_length: int | None = None  # set: also the pair encoding, for an online cross-encoder teacher
 
     def __call__(self, rows: list[dict]) -> dict:
         sids = sorted({r["a"] for r in rows} | {r["b"] for r in rows})
@@ -61,4 +62,16 @@ class SentencePairCollator:
             "labels": _labels(rows, self.regression),
             "ids": [r["id"] for r in rows],
         }
+        if self.pair_max_length is not None:
+            texts = cols["text"]
+            first, second = [texts[local[r["a"]]] for r in rows], [texts[local[r["b"]]] for r in rows]
+            pair = self.tokenizer(
+                first,
+                second,
+                truncation=True,
+                max_length=self.pair_max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            batch["pair"] = dict(pair)  # (B, L) as in the teacher's pair view
         return _targets(rows, batch)

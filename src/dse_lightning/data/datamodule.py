@@ -55,6 +55,7 @@ class GluePairDataModule(pl.LightningDataModule):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
         self.data: dict[str, datasets.DatasetDict] = {}
+        self.pair_inputs = False  # sentence view: also give train batches their pair encoding
         self._fingerprints: dict[str, str] = {}
 
     # -- identity ------------------------------------------------------------------------------
@@ -142,7 +143,8 @@ class GluePairDataModule(pl.LightningDataModule):
         regression = self.task.type == "regression"
         if self.hparams.view == "pair":
             return PairCollator(self.tokenizer, regression)
-        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression)
+        pair_len = self.hparams.max_length if self.pair_inputs and split == "train" else None
+        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression, pair_len)
 
     def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
         return DataLoader(

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..data.tasks import TaskSpec
 from ..losses import DistillLoss, task_loss
 from .base import PairTaskModule
+from .build import teacher_targets
 from .components.student import SiameseStudent
 
 
@@ -28,12 +30,27 @@ class DistillModule(PairTaskModule):
         scheduler: Callable | None = None,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
+        teacher: nn.Module | None = None,
     ) -> None:
         super().__init__(task)
-        self.save_hyperparameters(ignore=["student", "loss"])
+        self.save_hyperparameters(ignore=["student", "loss", "teacher"])
         self.student = student
         self.student.train()  # pretrained backbones load in eval mode
         self.loss = loss
+        # Online targets: a frozen cross-encoder scores each train batch's pairs (batch["pair"]).
+        self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+
+    def train(self, mode: bool = True) -> DistillModule:
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()  # frozen: no dropout, whatever Lightning asks of the module
+        return self
+
+    def _targets(self, batch: dict[str, Any]) -> torch.Tensor | None:
+        if "teacher_logits" in batch or self.teacher is None:
+            return batch.get("teacher_logits")
+        with torch.no_grad():
+            return teacher_targets(self.task, self.teacher(**batch["pair"]).logits)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         emb = self.student.encode(batch["sentences"])  # (S, D): each distinct sentence once
@@ -45,7 +62,7 @@ class DistillModule(PairTaskModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch)
-        parts = self.loss(logits, batch["labels"], batch.get("teacher_logits"))
+        parts = self.loss(logits, batch["labels"], self._targets(batch))
         bs = len(batch["ids"])
         self.log("train/loss", parts["loss"], prog_bar=True, batch_size=bs)
         self.log_dict(

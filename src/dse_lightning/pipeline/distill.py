@@ -15,6 +15,7 @@ from ..export import export_student
 from ..logits import Provenance, load_logits
 from ..losses import DistillLoss
 from ..models.build import build_student, teacher_targets
+from ..models.teacher_module import TeacherModule
 from .common import build_datamodule, build_trainer, strip_prefix
 from .folds import oof_checkpoint_id, oof_targets
 from .teacher import logits_provenance
@@ -40,16 +41,29 @@ def _attach_targets(cfg: DictConfig, dm: GluePairDataModule, teacher: dict, task
     dm.attach_teacher_logits(teacher_targets(task, logits))
 
 
+TEACHER_SOURCES = ("artifact", "online")
+
+
+def _online_teacher(dm: GluePairDataModule, teacher: dict):
+    """The cached teacher's cross-encoder, frozen; train batches then carry their pair encodings."""
+    dm.pair_inputs = True
+    module = TeacherModule.load_from_checkpoint(teacher["checkpoint"], map_location="cpu", weights_only=False)
+    return module.model
+
+
 def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
     """The student's results.json entry: name, metrics, relative_degradation, params, export."""
     dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
-    alpha = float(cfg.distill.alpha)
-    if alpha > 0:
+    alpha, source = float(cfg.distill.alpha), cfg.distill.teacher_source
+    if source not in TEACHER_SOURCES:
+        raise ValueError(f"distill.teacher_source={source} is not one of {list(TEACHER_SOURCES)}")
+    online = _online_teacher(dm, teacher) if alpha > 0 and source == "online" else None
+    if alpha > 0 and online is None:
         _attach_targets(cfg, dm, teacher, task, run_dir)
     loss = DistillLoss(task.type, alpha=alpha, kind=cfg.distill.kind, temperature=cfg.distill.temperature)
     student = build_student(cfg.student, task)
     make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")
-    module = make_module(task=task, student=student, loss=loss)
+    module = make_module(task=task, student=student, loss=loss, teacher=online)
     stage_dir = run_dir / "student"
     trainer, ckpt_cb = build_trainer(cfg, task, stage_dir, cfg.student.max_epochs)
     start = time.time()
@@ -71,6 +85,7 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
         "name": cfg.student.name,
         "alpha": alpha,
         "teacher_folds": int(cfg.distill.teacher_folds),
+        "teacher_source": source,
         "metrics": metrics,
         "relative_degradation": relative_degradation(teacher["metrics"], metrics),
         "params": sum(p.numel() for p in student.parameters()),
