@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from .data.tasks import TaskSpec
 from .pipeline.common import config_dict
-from .pipeline.distill import run_distill
+from .pipeline.distill import check_target_options, run_distill
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .resolvers import register_resolvers
@@ -47,6 +47,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     """
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
+    if cfg.stage in ("distill", "all"):
+        check_target_options(cfg)  # before any teacher work
     pl.seed_everything(cfg.seed, workers=True)
     task = TaskSpec.from_config(cfg.task)
     run_dir = Path(cfg.paths.output_dir)

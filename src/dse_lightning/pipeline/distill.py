@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
 from ..export import export_student
-from ..logits import Provenance, load_logits
+from ..logits import load_logits
 from ..losses import DistillLoss
 from ..models.build import build_student, teacher_targets
 from ..models.teacher_module import TeacherModule
 from .common import build_datamodule, build_trainer, strip_prefix
-from .folds import oof_checkpoint_id, oof_targets
+from .folds import oof_provenance, oof_targets
 from .teacher import logits_provenance
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,27 @@ def _attach_targets(cfg: DictConfig, dm: GluePairDataModule, teacher: dict, task
     path = teacher["logits"]
     if cfg.distill.teacher_folds > 1:
         path = oof_targets(cfg, task, teacher, run_dir)["logits"]
-        fold_id = oof_checkpoint_id(cfg.distill.teacher_folds, teacher["key"])
-        expected = Provenance(**{**expected.__dict__, "teacher_checkpoint": fold_id})
+        expected = oof_provenance(expected, cfg.distill.teacher_folds, teacher["key"])
     logits = load_logits(path, expected, dm.ids("train"))
     dm.attach_teacher_logits(teacher_targets(task, logits))
 
 
 TEACHER_SOURCES = ("artifact", "online")
+
+
+def check_target_options(cfg: DictConfig) -> None:
+    """Refuse option pairs that would silently not do what they say."""
+    source, folds = cfg.distill.teacher_source, int(cfg.distill.teacher_folds)
+    if source not in TEACHER_SOURCES:
+        raise ValueError(f"distill.teacher_source={source} is not one of {list(TEACHER_SOURCES)}")
+    if folds > 1 and source == "online":
+        raise ValueError(
+            "distill.teacher_folds>1 needs distill.teacher_source=artifact (fold logits are exported)"
+        )
+    if folds > 1 and cfg.teacher.checkpoint:
+        raise ValueError(
+            "distill.teacher_folds>1 fits fold teachers, so it cannot start from teacher.checkpoint"
+        )
 
 
 def _online_teacher(dm: GluePairDataModule, teacher: dict):
@@ -55,8 +69,6 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     """The student's results.json entry: name, metrics, relative_degradation, params, export."""
     dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
     alpha, source = float(cfg.distill.alpha), cfg.distill.teacher_source
-    if source not in TEACHER_SOURCES:
-        raise ValueError(f"distill.teacher_source={source} is not one of {list(TEACHER_SOURCES)}")
     online = _online_teacher(dm, teacher) if alpha > 0 and source == "online" else None
     if alpha > 0 and online is None:
         _attach_targets(cfg, dm, teacher, task, run_dir)

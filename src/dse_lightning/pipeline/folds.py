@@ -9,6 +9,7 @@ since the fold teachers' weights are not kept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -35,8 +36,9 @@ def fold_of_rows(n: int, k: int, seed: int) -> list[int]:
     return folds
 
 
-def oof_checkpoint_id(k: int, teacher_key: str) -> str:
-    return f"oof{k}-{teacher_key}"
+def oof_provenance(single: Provenance, k: int, teacher_key: str) -> Provenance:
+    """The single teacher's provenance with the fold set (`oof<k>-<key>`) as its checkpoint."""
+    return dataclasses.replace(single, teacher_checkpoint=f"oof{k}-{teacher_key}")
 
 
 def _fit_fold(cfg, task, dm: GluePairDataModule, folds: list[int], j: int, run_dir: Path):
@@ -60,8 +62,7 @@ def oof_targets(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     parts = [_fit_fold(cfg, task, dm, folds, j, run_dir / "teacher_folds") for j in range(k)]
     ids = [i for p in parts for i in p[0]]
     logits = torch.cat([p[1] for p in parts])
-    base = logits_provenance(dm, Path(teacher["checkpoint"]))
-    provenance = Provenance(**{**base.__dict__, "teacher_checkpoint": oof_checkpoint_id(k, teacher["key"])})
+    provenance = oof_provenance(logits_provenance(dm, Path(teacher["checkpoint"])), k, teacher["key"])
     with atomic_dir(store) as tmp:
         save_logits(tmp / "logits.pt", ids, logits, provenance)
         load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # every train row exactly once
