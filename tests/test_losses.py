@@ -167,3 +167,8 @@ def test_invalid_options_raise(kwargs, match):
     kwargs = {"task_type": "binary", **kwargs}
     with pytest.raises(ValueError, match=match):
         DistillLoss(**kwargs)
+
+
+@pytest.mark.parametrize(("task_type", "expected"), [("binary", "kl"), ("multiclass", "kl"), ("regression", "mse")])
+def test_auto_kind_is_kl_for_classes_and_mse_for_regression(task_type, expected):
+    assert DistillLoss(task_type, kind="auto", temperature=2.0).kind == expected

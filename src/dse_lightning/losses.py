@@ -20,6 +20,13 @@ TaskType = Literal["binary", "multiclass", "regression"]
 DistillKind = Literal["mse", "kl"]
 
 
+def resolve_kind(kind: str, task_type: TaskType) -> DistillKind:
+    """`auto` is kl for class logits and mse for regression (one real-valued output has no softmax)."""
+    if kind == "auto":
+        return "mse" if task_type == "regression" else "kl"
+    return kind
+
+
 def reduce_binary_logits(logits: Tensor) -> Tensor:
     """Reduce a binary teacher's two logits (N, 2) to one logit (N,) = z1 - z0.
 
@@ -115,16 +122,18 @@ class DistillLoss(nn.Module):
         self,
         task_type: TaskType,
         alpha: float = 0.5,
-        kind: DistillKind = "mse",
+        kind: DistillKind | Literal["auto"] = "mse",
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        kind = resolve_kind(kind, task_type)
         if task_type not in get_args(TaskType):
             raise ValueError(f"DistillLoss: unknown task_type {task_type!r}; expected {get_args(TaskType)}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"DistillLoss: alpha must be in [0, 1], got {alpha}")
         if kind not in get_args(DistillKind):
-            raise ValueError(f"DistillLoss: unknown kind {kind!r}; expected one of {get_args(DistillKind)}")
+            valid = (*get_args(DistillKind), "auto")
+            raise ValueError(f"DistillLoss: unknown kind {kind!r}; expected one of {valid}")
         if temperature <= 0:
             raise ValueError(f"DistillLoss: temperature must be > 0, got {temperature}")
         if kind == "kl" and task_type == "regression":

@@ -40,7 +40,7 @@ def _fmt(metrics: dict) -> str:
 
 
 def _loss_name(results: dict) -> str:
-    distill = (results.get("config") or {}).get("distill") or {}
+    distill = (results.get("student") or {}).get("loss") or (results.get("config") or {}).get("distill") or {}
     kind = distill.get("kind", "mse")
     return f"kl T={distill.get('temperature')}" if kind == "kl" else kind
 

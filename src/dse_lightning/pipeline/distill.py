@@ -98,6 +98,7 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
         "alpha": alpha,
         "teacher_folds": int(cfg.distill.teacher_folds),
         "teacher_source": source,
+        "loss": {"kind": loss.kind, "temperature": loss.temperature},  # `auto` resolved for the task
         "metrics": metrics,
         "relative_degradation": relative_degradation(teacher["metrics"], metrics),
         "params": sum(p.numel() for p in student.parameters()),
