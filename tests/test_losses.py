@@ -169,6 +169,8 @@ def test_invalid_options_raise(kwargs, match):
         DistillLoss(**kwargs)
 
 
-@pytest.mark.parametrize(("task_type", "expected"), [("binary", "kl"), ("multiclass", "kl"), ("regression", "mse")])
+@pytest.mark.parametrize(
+    ("task_type", "expected"), [("binary", "kl"), ("multiclass", "kl"), ("regression", "mse")]
+)
 def test_auto_kind_is_kl_for_classes_and_mse_for_regression(task_type, expected):
     assert DistillLoss(task_type, kind="auto", temperature=2.0).kind == expected
