@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from .data.tasks import TaskSpec
 from .pipeline.common import config_dict
@@ -64,8 +65,9 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
         results["student"] = run_distill(cfg, task, teacher, run_dir)
     results |= {"commit": git_commit(), "config": config_dict(cfg, drop=("hydra",))}
-    write_json(run_dir / "results.json", results)
-    log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
+    if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
+        write_json(run_dir / "results.json", results)
+        log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
     return results, {"task": task}
 
 

@@ -10,12 +10,14 @@ from typing import Literal
 import datasets
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
+from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .collate import PairCollator, SentencePairCollator
 from .encode import build_or_load, tokenizer_fingerprint
+from .sharding import ShardedBatchSampler, local_batch_size, rank_and_world
 from .sources import resolve_source
 from .tasks import TaskSpec
 
@@ -28,6 +30,7 @@ class GluePairDataModule(pl.LightningDataModule):
 
     Batches are padded per batch. `limit_train` / `limit_eval` take a fixed random subset (for smoke
     runs); the subset is part of the data checksum, so its cache and teacher logits are its own.
+    `batch_size` is the global batch: under DDP each process takes its share (see `sharding.py`).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class GluePairDataModule(pl.LightningDataModule):
         limit_eval: int | None = None,
         max_bad_rows: int = 10,
         max_bad_fraction: float = 0.001,
+        seed: int = 0,  # the training order's shuffle seed (the run's seed)
     ) -> None:
         super().__init__()
         if view not in ("pair", "sentence"):
@@ -146,14 +150,19 @@ class GluePairDataModule(pl.LightningDataModule):
         pair_len = self.hparams.max_length if self.pair_inputs and split == "train" else None
         return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression, pair_len)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+    def _loader(self, split: str, **sampling) -> DataLoader:
         return DataLoader(
             self.data[split]["pairs"],
-            batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
             collate_fn=self._collator(split),
             num_workers=self.hparams.num_workers,
+            **sampling,
+        )
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        rank, world = rank_and_world(self.trainer)
+        rows = self.num_examples(split)
+        return self._loader(
+            split, batch_sampler=ShardedBatchSampler(rows, self.hparams.eval_batch_size, rank, world)
         )
 
     def _lengths(self, split: str) -> list[int]:
@@ -164,19 +173,25 @@ class GluePairDataModule(pl.LightningDataModule):
         return [sent_len[a] + sent_len[b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
 
     def train_dataloader(self) -> DataLoader:
-        bs = self.hparams.batch_size
+        rank, world = rank_and_world(self.trainer)
+        bs = local_batch_size(self.hparams.batch_size, world)
+        pairs, seed = self.data["train"]["pairs"], self.hparams.seed
         if not self.hparams.group_by_length:
-            return self._loader("train", bs, shuffle=True)
+            return self._loader(
+                "train", batch_size=bs, sampler=DistributedSampler(pairs, world, rank, seed=seed)
+            )
         # Batches of similar length pad less; the sampler still shuffles across mega-batches.
-        sampler = LengthGroupedSampler(bs, lengths=self._lengths("train"))
-        return self._loader("train", bs, sampler=sampler)
+        grouped = LengthGroupedSampler(self.hparams.batch_size, lengths=self._lengths("train"))
+        if world > 1:
+            grouped = DistributedSamplerWrapper(grouped, num_replicas=world, rank=rank, shuffle=False)
+        return self._loader("train", batch_size=bs, sampler=grouped)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader(s, self.hparams.eval_batch_size) for s in self.task.eval_splits]
+        return [self._eval_loader(s) for s in self.task.eval_splits]
 
     def test_dataloader(self) -> list[DataLoader]:
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
         """The train split in file order, for exporting teacher logits."""
-        return self._loader("train", self.hparams.eval_batch_size)
+        return self._eval_loader("train")

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 def build_datamodule(cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str, batch_size: int):
     # The task goes in after instantiation: its metric configs are not for Hydra to build.
     make_dm = instantiate(cfg.data, _partial_=True, _convert_="object")
-    dm: GluePairDataModule = make_dm(task=task, tokenizer=tokenizer, view=view, batch_size=batch_size)
+    dm: GluePairDataModule = make_dm(
+        task=task, tokenizer=tokenizer, view=view, batch_size=batch_size, seed=cfg.seed
+    )
     dm.prepare_data()
     dm.setup()
     return dm

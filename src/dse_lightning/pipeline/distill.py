@@ -17,6 +17,7 @@ from ..losses import DistillLoss
 from ..models.build import build_student, teacher_targets
 from ..models.teacher_module import TeacherModule
 from .common import build_datamodule, build_trainer, strip_prefix
+from .distributed import wait_for_rank_zero
 from .folds import oof_provenance, oof_targets
 from .teacher import logits_provenance
 
@@ -89,9 +90,10 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     best = ckpt_cb.best_model_path or None
     metrics = trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False)
     train_time = round(time.time() - start, 1)
-    export = export_student(
-        stage_dir / "export", module.student, dm.tokenizer, task.type, task.labels, dm.hparams.max_length
-    )
+    export = stage_dir / "export"
+    if trainer.is_global_zero:
+        export_student(export, module.student, dm.tokenizer, task.type, task.labels, dm.hparams.max_length)
+    wait_for_rank_zero(trainer, "student exported")
     metrics = strip_prefix({k: v for d in metrics for k, v in d.items()}, "val/")
     return {
         "name": cfg.student.name,

@@ -22,6 +22,7 @@ from ..data.tasks import TaskSpec
 from ..logits import Provenance, load_logits, save_logits
 from ..utils.io import atomic_dir, write_json
 from .common import build_datamodule, strip_prefix
+from .distributed import wait_for_rank_zero
 from .teacher import fit_or_load, logits_provenance, predict_train
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _fit_fold(cfg, task, dm: GluePairDataModule, folds: list[int], j: int, run_d
     trainer, module, metrics = fit_or_load(cfg, task, dm.with_train_rows(keep), run_dir / f"fold{j}")
     ids, logits = predict_train(trainer, module, dm.with_train_rows(held))
     log.info("teacher fold %d/%d: fit on %d rows, dev %s", j + 1, len(set(folds)), len(keep), metrics)
-    return ids, logits, strip_prefix(metrics, "val/")
+    return ids, logits, strip_prefix(metrics, "val/"), trainer
 
 
 def oof_targets(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
@@ -63,13 +64,16 @@ def oof_targets(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     ids = [i for p in parts for i in p[0]]
     logits = torch.cat([p[1] for p in parts])
     provenance = oof_provenance(logits_provenance(dm, Path(teacher["checkpoint"])), k, teacher["key"])
-    with atomic_dir(store) as tmp:
-        save_logits(tmp / "logits.pt", ids, logits, provenance)
-        load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # every train row exactly once
-        record = {
-            "logits": str(store / "logits.pt"),
-            "teacher_checkpoint": provenance.teacher_checkpoint,
-            "folds": [p[2] for p in parts],
-        }
-        write_json(tmp / "oof.json", record)
+    record = {
+        "logits": str(store / "logits.pt"),
+        "teacher_checkpoint": provenance.teacher_checkpoint,
+        "folds": [p[2] for p in parts],
+    }
+    trainer = parts[-1][3]
+    if trainer.is_global_zero:
+        with atomic_dir(store) as tmp:
+            save_logits(tmp / "logits.pt", ids, logits, provenance)
+            load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # every train row exactly once
+            write_json(tmp / "oof.json", record)
+    wait_for_rank_zero(trainer, "fold logits published")
     return record

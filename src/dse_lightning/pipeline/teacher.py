@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from ..logits import Provenance, load_logits, save_logits
 from ..models.teacher_module import TeacherModule
 from ..utils.io import atomic_dir, sha256_file, sha256_json, write_json
 from .common import build_datamodule, build_trainer, config_dict, strip_prefix
+from .distributed import gather_rows, wait_for_rank_zero
 
 log = logging.getLogger(__name__)
 TRAINER_NUMERICS = ("precision", "accumulate_grad_batches", "gradient_clip_val", "limit_train_batches")
@@ -57,9 +59,10 @@ def logits_provenance(dm: GluePairDataModule, checkpoint: Path) -> Provenance:
 
 
 def predict_train(trainer, module, dm: GluePairDataModule) -> tuple[list[str], torch.Tensor]:
-    batches = trainer.predict(module, dataloaders=dm.predict_dataloader())
+    """Logits (N, C) of every train row, in file order, gathered from all processes."""
+    batches = trainer.predict(module, datamodule=dm)
     ids = [i for b in batches for i in b["ids"]]
-    return ids, torch.cat([b["logits"] for b in batches])
+    return gather_rows(trainer, ids, torch.cat([b["logits"] for b in batches]), dm.ids("train"))
 
 
 def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_dir: Path):
@@ -80,16 +83,20 @@ def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_d
     return trainer, module, {k: v for d in metrics for k, v in d.items()}
 
 
-def _publish(store: Path, trainer, module, dm: GluePairDataModule, record: dict) -> dict:
-    """Write weights, logits and teacher.json into `store` in one atomic directory rename."""
-    with atomic_dir(store) as tmp:
-        trainer.save_checkpoint(tmp / "model.ckpt", weights_only=True)
-        provenance = logits_provenance(dm, tmp / "model.ckpt")
-        ids, logits = predict_train(trainer, module, dm)
-        save_logits(tmp / "logits.pt", ids, logits, provenance)
-        load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # verify the round trip before publishing
-        record = {**record, "checkpoint": str(store / "model.ckpt"), "logits": str(store / "logits.pt")}
-        write_json(tmp / "teacher.json", record)
+def _publish(store: Path, trainer, module, dm: GluePairDataModule, record: dict, stage_dir: Path) -> dict:
+    """Write weights, logits and teacher.json into `store` in one atomic directory rename (rank 0)."""
+    weights = stage_dir / "model.ckpt"
+    trainer.save_checkpoint(weights, weights_only=True)  # every rank calls it; rank 0 writes
+    ids, logits = predict_train(trainer, module, dm)  # every rank predicts its share
+    record = {**record, "checkpoint": str(store / "model.ckpt"), "logits": str(store / "logits.pt")}
+    if trainer.is_global_zero:
+        with atomic_dir(store) as tmp:
+            shutil.move(weights, tmp / "model.ckpt")
+            provenance = logits_provenance(dm, tmp / "model.ckpt")
+            save_logits(tmp / "logits.pt", ids, logits, provenance)
+            load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # verify the round trip first
+            write_json(tmp / "teacher.json", record)
+    wait_for_rank_zero(trainer, "teacher published")
     return record
 
 
@@ -111,6 +118,6 @@ def run_teacher(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> dict:
         "params": sum(p.numel() for p in module.model.parameters()),
         "train_time_s": round(time.time() - start, 1),
     }
-    record = _publish(store, trainer, module, dm, record)
+    record = _publish(store, trainer, module, dm, record, run_dir / "teacher")
     log.info("teacher: published %s", store)
     return {**record, "reused": False, "data": data}
