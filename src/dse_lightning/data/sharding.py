@@ -37,7 +37,7 @@ def local_batch_size(batch_size: int, world: int) -> int:
 
 
 class ShardedBatchSampler(Sampler[list[int]]):
-    """Sequential batches of `batch_size` rows; process `rank` of `world` takes batches rank, rank+world, ..."""
+    """Sequential batches of `batch_size` rows; process `rank` of `world` takes batches rank, rank+world..."""
 
     def __init__(self, num_rows: int, batch_size: int, rank: int = 0, world: int = 1) -> None:
         # Lightning refuses a process with no batch: a split too small to deal whole batches to every
