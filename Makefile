@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,slurm]"
 	touch $@
 
 install: $(VENV)/.installed ## Create .venv: torch first (TORCH_SPEC, default torch==2.13.0), then the project with its dev extra

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
+from transformers import AutoTokenizer, BertConfig, BertModel
 
 from dse_lightning.data.tasks import TaskSpec
 from dse_lightning.resolvers import embedded_model_dir, register_resolvers
@@ -177,3 +182,36 @@ def mrpc_dir(tmp_path: Path) -> Path:
     write_tsv(root / "MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
     write_tsv(root / "MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(16), bom=True)
     return root
+
+
+# -- the CLI in a subprocess (DDP re-runs the command per rank; multiruns are a CLI feature) -------------
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory, tokenizer_path: str) -> Path:
+    """A saved tiny random BERT without dropout (so 2 x 4 rows give the gradient of 8), MiniLM's tokenizer."""
+    out = tmp_path_factory.mktemp("tiny_bert")
+    cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
+    torch.manual_seed(0)
+    BertModel(BertConfig(**cfg, **NO_DROPOUT)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(out)
+    return out
+
+
+def run_cli(backbone: Path, data: Path, cache: Path, *extra: str, ok: bool = True):
+    """`python -m dse_lightning.train` on MRPC-format `data` with a tiny backbone, 2 short epochs a stage."""
+    flags = [a for a in extra if a.startswith("-")]  # argparse wants -m before the overrides
+    extra = tuple(a for a in extra if a not in flags)
+    cmd = [
+        sys.executable, "-m", "dse_lightning.train", *flags, "task=mrpc", "student=bilstm", "logger=none",
+        f"teacher.backbone={backbone}", f"data.dir={data}", f"paths.cache_dir={cache}",
+        "teacher.max_epochs=2", "student.max_epochs=2",
+        "teacher.batch_size=8", "student.batch_size=8", "data.eval_batch_size=4",
+        "student.encoder.dropout=0", "student.head.dropout=0", "trainer.enable_progress_bar=false", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

@@ -6,51 +6,26 @@ Each run is the real CLI in a subprocess, because Lightning's DDP launcher re-ru
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
 
-from conftest import ROOT, TINY_BERT
+from conftest import run_cli
 from dse_lightning import load_student
 
 pytestmark = pytest.mark.slow
-NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
-@pytest.fixture(scope="module")
-def tiny_backbone(tmp_path_factory, tokenizer_path: str) -> Path:
-    """A saved tiny random BERT without dropout (so 2 x 4 rows give the gradient of 8), MiniLM's tokenizer."""
-    out = tmp_path_factory.mktemp("tiny_bert")
-    cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
-    torch.manual_seed(0)
-    BertModel(BertConfig(**cfg, **NO_DROPOUT)).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(out)
-    return out
-
-
-def run_cli(tmp_path: Path, name: str, backbone: Path, data: Path, *extra: str) -> dict:
+def results(tmp_path: Path, name: str, backbone: Path, data: Path, *extra: str) -> dict:
     run_dir = tmp_path / "runs" / name
-    cmd = [
-        sys.executable, "-m", "dse_lightning.train", "task=mrpc", "student=bilstm", "logger=none",
-        f"teacher.backbone={backbone}", f"data.dir={data}", f"paths.cache_dir={tmp_path / name / 'cache'}",
-        f"hydra.run.dir={run_dir}", "teacher.max_epochs=2", "student.max_epochs=2",
-        "teacher.batch_size=8", "student.batch_size=8", "data.eval_batch_size=4",
-        "student.encoder.dropout=0", "student.head.dropout=0", "trainer.enable_progress_bar=false", *extra,
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_cli(backbone, data, tmp_path / name / "cache", f"hydra.run.dir={run_dir}", *extra)
     return json.loads((run_dir / "results.json").read_text())
 
 
 def test_ddp_cpu_matches_one_process(tmp_path: Path, tiny_backbone: Path, mrpc_dir: Path) -> None:
-    one = run_cli(tmp_path, "one", tiny_backbone, mrpc_dir)
-    two = run_cli(tmp_path, "ddp", tiny_backbone, mrpc_dir, "trainer=ddp_cpu")
+    one = results(tmp_path, "one", tiny_backbone, mrpc_dir)
+    two = results(tmp_path, "ddp", tiny_backbone, mrpc_dir, "trainer=ddp_cpu")
     assert two["config"]["trainer"]["devices"] == 2
     for model in ("teacher", "student"):
         assert two[model]["metrics"] == pytest.approx(one[model]["metrics"], abs=1e-6), model

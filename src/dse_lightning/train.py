@@ -15,11 +15,13 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from .data.tasks import TaskSpec
+from .loggers import report_to_wandb
 from .pipeline.common import config_dict
 from .pipeline.distill import check_target_options, run_distill
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .resolvers import register_resolvers
+from .sweep import in_multirun, job_overrides, job_scope, record_failure
 from .utils.io import write_json
 
 log = logging.getLogger(__name__)
@@ -64,17 +66,33 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     if cfg.stage in ("distill", "all"):
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
         results["student"] = run_distill(cfg, task, teacher, run_dir)
-    results |= {"commit": git_commit(), "config": config_dict(cfg, drop=("hydra",))}
+    results |= {
+        "commit": git_commit(),
+        "overrides": job_overrides(),
+        "config": config_dict(cfg, drop=("hydra",)),
+    }
     if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
         write_json(run_dir / "results.json", results)
         log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
+        report_to_wandb(results)
     return results, {"task": task}
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    """Returns the monitored dev metric (of the student when there is one): the sweep objective."""
-    results, _ = train(cfg)
+    """Returns the monitored dev metric (of the student when there is one): the sweep objective.
+
+    In a multirun a failing job is logged and marked (failed.json) and the sweep goes on; Optuna
+    records it as a failed trial. A single run fails loudly.
+    """
+    try:
+        with job_scope():
+            results, _ = train(cfg)
+    except Exception as err:
+        if not in_multirun():
+            raise
+        record_failure(Path(cfg.paths.output_dir), err)
+        return None
     model = results.get("student") or results["teacher"]
     return model["metrics"].get(cfg.task.monitor)
 
