@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from .collate import PairCollator, SentencePairCollator
 from .encode import build_or_load, tokenizer_fingerprint
+from .resumable import EpochSampler, ResumableLoader
 from .sources import resolve_source
 from .tasks import TaskSpec
 
@@ -28,6 +29,8 @@ class GluePairDataModule(pl.LightningDataModule):
 
     Batches are padded per batch. `limit_train` / `limit_eval` take a fixed random subset (for smoke
     runs); the subset is part of the data checksum, so its cache and teacher logits are its own.
+    The train order is a permutation seeded by `seed` + epoch, and the train loader's position is saved
+    in checkpoints (see resumable.py). `truncated[split]` counts inputs cut to `max_length`.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class GluePairDataModule(pl.LightningDataModule):
         limit_eval: int | None = None,
         max_bad_rows: int = 10,
         max_bad_fraction: float = 0.001,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if view not in ("pair", "sentence"):
@@ -55,7 +59,10 @@ class GluePairDataModule(pl.LightningDataModule):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
         self.data: dict[str, datasets.DatasetDict] = {}
+        self.truncated: dict[str, int] = {}
         self.pair_inputs = False  # sentence view: also give train batches their pair encoding
+        self._train_loader: ResumableLoader | None = None
+        self._train_resume: dict | None = None  # a checkpoint's train position, for the next train loader
         self._fingerprints: dict[str, str] = {}
 
     # -- identity ------------------------------------------------------------------------------
@@ -88,7 +95,7 @@ class GluePairDataModule(pl.LightningDataModule):
         return raw
 
     # -- Lightning hooks -------------------------------------------------------------------------
-    def _encoded(self, split: str, view: View | None = None) -> datasets.DatasetDict:
+    def _encoded(self, split: str, view: View | None = None) -> tuple[datasets.DatasetDict, dict]:
         view = view or self.hparams.view
         cache = Path(self.hparams.cache_dir)
         return build_or_load(
@@ -106,13 +113,16 @@ class GluePairDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for split in self.task.splits:
             if split not in self.data:
-                self.data[split] = self._encoded(split)
+                self.data[split], meta = self._encoded(split)
+                self.truncated[split] = meta["truncated"]
                 log.info(
-                    "%s/%s: %d examples from %s",
+                    "%s/%s: %d examples from %s (%d input(s) truncated to max_length=%d)",
                     self.task.name,
                     split,
                     len(self.data[split]["pairs"]),
                     self.source.describe(split),
+                    meta["truncated"],
+                    self.hparams.max_length,
                 )
 
     def attach_teacher_logits(self, logits: torch.Tensor) -> None:
@@ -127,6 +137,7 @@ class GluePairDataModule(pl.LightningDataModule):
     def with_train_rows(self, indices: list[int]) -> GluePairDataModule:
         """A shallow copy whose train split holds only `indices` (fold teachers); dev is shared."""
         clone = copy.copy(self)
+        clone._train_loader = clone._train_resume = None
         train = datasets.DatasetDict(self.data["train"])
         train["pairs"] = train["pairs"].select(indices)
         clone.data = {**self.data, "train": train}
@@ -146,12 +157,10 @@ class GluePairDataModule(pl.LightningDataModule):
         pair_len = self.hparams.max_length if self.pair_inputs and split == "train" else None
         return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression, pair_len)
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool = False, sampler=None) -> DataLoader:
+    def _loader(self, split: str, batch_size: int) -> DataLoader:
         return DataLoader(
             self.data[split]["pairs"],
             batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
             collate_fn=self._collator(split),
             num_workers=self.hparams.num_workers,
         )
@@ -163,13 +172,34 @@ class GluePairDataModule(pl.LightningDataModule):
         sent_len = [len(x) for x in self.data[split]["sentences"]["input_ids"]]
         return [sent_len[a] + sent_len[b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
 
+    def state_dict(self) -> dict:
+        """What Lightning stores in each checkpoint for this DataModule: the train loader's position."""
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning restores the DataModule before it builds the train loader (the loader's own state
+        # is applied too late: configure_optimizers builds it early, to count the steps).
+        self._train_resume = state.get("train_loader")
+
     def train_dataloader(self) -> DataLoader:
-        bs = self.hparams.batch_size
-        if not self.hparams.group_by_length:
-            return self._loader("train", bs, shuffle=True)
-        # Batches of similar length pad less; the sampler still shuffles across mega-batches.
-        sampler = LengthGroupedSampler(bs, lengths=self._lengths("train"))
-        return self._loader("train", bs, sampler=sampler)
+        bs, pairs = self.hparams.batch_size, self.data["train"]["pairs"]
+        order = None
+        if self.hparams.group_by_length:
+            # Batches of similar length pad less; the order still shuffles across mega-batches.
+            lengths = self._lengths("train")
+            order = lambda gen: get_length_grouped_indices(lengths, bs, generator=gen)  # noqa: E731
+        loader = ResumableLoader(
+            pairs,
+            EpochSampler(len(pairs), self.hparams.seed, order),
+            batch_size=bs,
+            collate_fn=self._collator("train"),
+            num_workers=self.hparams.num_workers,
+        )
+        if self._train_resume is not None:
+            loader.load_state_dict(self._train_resume)
+            self._train_resume = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self._loader(s, self.hparams.eval_batch_size) for s in self.task.eval_splits]

@@ -1,0 +1,69 @@
+"""A train loader whose position Lightning checkpoints, so a run killed mid-epoch resumes exactly.
+
+The order of epoch e is a permutation seeded by (seed + e), not drawn from the global RNG, so the resumed
+process can rebuild it. The loader counts the batches it has handed out; Lightning stores that count in
+every checkpoint (the loader has `state_dict` / `load_state_dict`) and gives it back before the resumed
+epoch, which then starts at the next batch of the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+Order = Callable[[torch.Generator], list[int]]
+
+
+class EpochSampler(Sampler[int]):
+    """Indices 0..n-1 in a fixed order per epoch: `order(generator)` (default: a random permutation)."""
+
+    def __init__(self, n: int, seed: int, order: Order | None = None) -> None:
+        self.n, self.seed, self.order = n, seed, order
+        self.epoch = 0  # Lightning calls set_epoch before each epoch
+        self.start = 0  # positions to skip in this epoch's order (set by ResumableLoader)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def permutation(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.order is not None:
+            return self.order(generator)
+        return torch.randperm(self.n, generator=generator).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.permutation()[self.start :])
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader over an EpochSampler whose state is (epoch, batches handed out in it)."""
+
+    def __init__(self, dataset, sampler: EpochSampler, **kwargs: Any) -> None:
+        # Its own generator: worker seeds are then not drawn from the global RNG, which a resumed run
+        # would otherwise draw from once more than an uninterrupted one.
+        kwargs.setdefault("generator", torch.Generator().manual_seed(sampler.seed))
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self._done = 0
+        self._resume: dict[str, int] | None = None
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.sampler.epoch, "batches": self._done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self._resume = dict(state)
+
+    def __iter__(self) -> Iterator[Any]:
+        # A generator: its body runs at the first next(), after Lightning's set_epoch for this epoch.
+        resume, self._resume = self._resume, None
+        same_epoch = resume is not None and resume["epoch"] == self.sampler.epoch
+        self._done = resume["batches"] if same_epoch else 0
+        self.sampler.start = self._done * self.batch_size
+        for batch in super().__iter__():
+            self._done += 1
+            yield batch
