@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from .data.tasks import TaskSpec
 from .pipeline.common import config_dict
-from .pipeline.distill import check_target_options, run_distill
+from .pipeline.distill import check_target_options, retire_student, run_distill
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .resolvers import register_resolvers
@@ -44,6 +44,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Run the configured stage(s); write and return results.json's content.
 
     The distill stage needs a teacher: it reuses the cached one whose provenance matches, or fits it.
+    A stage killed part-way resumes from its work dir when the same command runs again (pipeline/resume.py).
     """
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
@@ -65,6 +66,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         results["student"] = run_distill(cfg, task, teacher, run_dir)
     results |= {"commit": git_commit(), "config": config_dict(cfg, drop=("hydra",))}
     write_json(run_dir / "results.json", results)
+    if "student" in results:
+        retire_student(cfg, task, results["student"], run_dir)  # only now: results.json holds the student
     log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
     return results, {"task": task}
 
