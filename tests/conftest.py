@@ -218,3 +218,14 @@ class StopAt(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if type(pl_module).__name__ == self.module and trainer.global_step == self.step:
             raise Stopped(f"stopped at {self.module} step {self.step}")
+
+
+class StopInValidation(pl.Callback):
+    """Raises in the first validation batch of epoch `epoch` while fitting: a kill during validation."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0):
+        if trainer.state.fn == "fit" and trainer.current_epoch == self.epoch:
+            raise Stopped(f"stopped in validation of epoch {self.epoch}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TINY_BERT, Stopped, make_cfg
+from conftest import MRPC_HEADER, ROOT, TINY_BERT, Stopped, make_cfg, mrpc_rows, write_tsv
 from dse_lightning import load_student
 from dse_lightning.train import train
 from dse_lightning.utils.io import CorruptArtifactError, atomic_dir, locked
@@ -30,7 +30,7 @@ SHORT = [
     "teacher.batch_size=8",
     "student.batch_size=8",
     "student.encoder.hidden_dim=16",
-    "callbacks.step_checkpoint.every_n_train_steps=2",
+    "callbacks.last_checkpoint.every_n_train_steps=2",
 ]
 
 
@@ -80,6 +80,43 @@ def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path: Path, mrpc_d
     )
     assert ref_ckpt.with_name("last.ckpt.sha256").is_file()
     assert not list((runs / "cache").glob("*/mrpc/*.work"))  # work dirs are retired once published
+
+
+@pytest.fixture(scope="module")
+def teacher_reference(tmp_path_factory, tokenizer_path: str) -> tuple[Path, dict]:
+    """An uninterrupted SHORT teacher run: its data dir and results."""
+    tmp = tmp_path_factory.mktemp("reference")
+    write_tsv(tmp / "glue/MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
+    write_tsv(tmp / "glue/MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(16), bom=True)
+    results, _ = train(make_cfg(tmp, tmp / "glue", "run", *SHORT, "stage=teacher"))
+    return tmp, results
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        [
+            "+callbacks.stop._target_=conftest.StopAt",
+            "+callbacks.stop.module=TeacherModule",
+            "+callbacks.stop.step=6",
+        ],
+        ["+callbacks.stop._target_=conftest.StopInValidation", "+callbacks.stop.epoch=0"],
+    ],
+    ids=["at-epoch-end", "in-validation"],
+)
+def test_teacher_killed_at_epoch_end_or_in_validation_resumes_exactly(
+    tmp_path: Path, teacher_reference: tuple[Path, dict], stop: list[str]
+) -> None:
+    ref_dir, ref = teacher_reference
+    with pytest.raises(Stopped):
+        train(make_cfg(tmp_path, ref_dir / "glue", "run1", *SHORT, "stage=teacher", *stop))
+    got, _ = train(make_cfg(tmp_path, ref_dir / "glue", "run2", *SHORT, "stage=teacher"))
+    # Same best checkpoint (its logits) and same final weights as the uninterrupted run.
+    logits = [torch.load(r["teacher"]["logits"], weights_only=True)["logits"] for r in (ref, got)]
+    assert torch.equal(*logits) and got["teacher"]["metrics"] == ref["teacher"]["metrics"]
+    assert_same_weights(
+        ref_dir / "run/teacher/checkpoints/last.ckpt", tmp_path / "run2/teacher/checkpoints/last.ckpt"
+    )
 
 
 def test_finished_student_is_reused_when_results_json_was_not_written(
@@ -149,7 +186,7 @@ def cli(tmp_path: Path, data_dir: Path, run: str, cache: str, tokenizer: str) ->
         f"teacher.backbone={backbone}", f"teacher.tokenizer={tokenizer}",
         "teacher.max_epochs=4", "student.max_epochs=4", "teacher.batch_size=8", "student.batch_size=8",
         "student.encoder.hidden_dim=16", "seed=5", "trainer.deterministic=true", "logger=none",
-        "trainer.enable_progress_bar=false", "callbacks.step_checkpoint.every_n_train_steps=2",
+        "trainer.enable_progress_bar=false", "callbacks.last_checkpoint.every_n_train_steps=2",
     ]  # fmt: skip
 
 

@@ -3,8 +3,8 @@
 A stage that trains (teacher, fold teacher, student) checkpoints into a work dir keyed by everything that
 determines its result, `<cache_dir>/teachers/<task>/<key>.work/` or `<cache_dir>/students/<task>/<key>.work/`,
 not into the run dir (a rerun gets a new timestamped run dir). Running the same command again finds the
-work dir's `last.ckpt` (rewritten every `callbacks.step_checkpoint.every_n_train_steps` optimizer steps and
-after each validation), checks its sha256 and continues from it. When the stage's result is published, the
+work dir's `last.ckpt` (callbacks.LastCheckpoint: every N optimizer steps and after each epoch), checks
+its sha256 and continues from it. When the stage's result is published, the
 checkpoints move into the run dir and the work dir is removed.
 """
 
