@@ -1,9 +1,10 @@
 """A train loader whose position Lightning checkpoints, so a run killed mid-epoch resumes exactly.
 
 The order of epoch e is a permutation seeded by (seed + e), not drawn from the global RNG, so the resumed
-process can rebuild it. The loader counts the batches it has handed out; Lightning stores that count in
-every checkpoint (the loader has `state_dict` / `load_state_dict`) and gives it back before the resumed
-epoch, which then starts at the next batch of the same order.
+process can rebuild it. The loader counts the batches it has handed out; that count goes into every
+checkpoint (through the DataModule's `state_dict`) and back into the next loader on resume, whose epoch
+then starts at the next batch of the same order. (The loader's own `state_dict` / `load_state_dict` mark
+it as resumable to Lightning.)
 """
 
 from __future__ import annotations
