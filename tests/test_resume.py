@@ -184,7 +184,7 @@ def cli(tmp_path: Path, data_dir: Path, run: str, cache: str, tokenizer: str) ->
         sys.executable, "-m", "dse_lightning.train", f"data.dir={data_dir}",
         f"hydra.run.dir={tmp_path / run}", f"paths.cache_dir={tmp_path / cache}",
         f"teacher.backbone={backbone}", f"teacher.tokenizer={tokenizer}",
-        "teacher.max_epochs=4", "student.max_epochs=4", "teacher.batch_size=8", "student.batch_size=8",
+        "teacher.max_epochs=3", "student.max_epochs=3", "teacher.batch_size=8", "student.batch_size=8",
         "student.encoder.hidden_dim=16", "seed=5", "trainer.deterministic=true", "logger=none",
         "trainer.enable_progress_bar=false", "callbacks.last_checkpoint.every_n_train_steps=2",
     ]  # fmt: skip
