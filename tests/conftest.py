@@ -9,8 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from dse_lightning.data.tasks import TaskSpec
@@ -215,3 +218,52 @@ def run_cli(backbone: Path, data: Path, cache: Path, *extra: str, ok: bool = Tru
     if ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictConfig:
+    """A train() config on tiny random BERTs: cache in `tmp_path/cache`, run dir `tmp_path/run`."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"data.dir={data_dir}",
+                f"paths.cache_dir={tmp_path / 'cache'}",
+                "logger=none",
+                "teacher.max_epochs=1",
+                "trainer.enable_progress_bar=false",
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / run)
+        cfg.teacher.module.backbone = TINY_BERT  # random tiny BERTs; the tokenizer stays MiniLM's
+        cfg.student.encoder.backbone = TINY_BERT
+    return cfg
+
+
+class Stopped(RuntimeError):
+    """What StopAt raises: an in-process stand-in for a kill."""
+
+
+class StopAt(pl.Callback):
+    """Raises before training step `step` of the `module` class: a stand-in for a kill (tests/resume)."""
+
+    def __init__(self, module: str, step: int) -> None:
+        self.module, self.step = module, step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if type(pl_module).__name__ == self.module and trainer.global_step == self.step:
+            raise Stopped(f"stopped at {self.module} step {self.step}")
+
+
+class StopInValidation(pl.Callback):
+    """Raises in the first validation batch of epoch `epoch` while fitting: a kill during validation."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0):
+        if trainer.state.fn == "fit" and trainer.current_epoch == self.epoch:
+            raise Stopped(f"stopped in validation of epoch {self.epoch}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ def make_dm(data_dir: Path, tokenizer: str, cache: Path, task: str = "mrpc", **k
 
 
 def entries(cache: Path) -> list[str]:
-    return sorted(p.name for p in (cache / "tokenized").glob("*/*"))
+    return sorted(p.name for p in (cache / "tokenized").glob("*/*") if p.is_dir())
 
 
 def test_pair_view_dynamic_padding(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
@@ -101,3 +103,61 @@ def test_mnli_has_two_eval_loaders_and_length_grouping(
 def test_unknown_view(mrpc_dir: Path, tokenizer_path: str) -> None:
     with pytest.raises(ValueError, match="data.view must be 'pair' or 'sentence'"):
         GluePairDataModule(load_task("mrpc"), tokenizer_path, view="triplet", dir=str(mrpc_dir))
+
+
+def test_over_long_sentences_are_truncated_counted_and_logged(
+    tmp_path: Path, tokenizer_path: str, caplog
+) -> None:
+    rows = mrpc_rows(6)
+    rows[2][3] = " ".join(["word"] * 400)  # far over max_length
+    write_tsv(tmp_path / "g/MRPC/train.tsv", MRPC_HEADER, rows)
+    write_tsv(tmp_path / "g/MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(2))
+    with caplog.at_level(logging.WARNING):
+        pair = make_dm(tmp_path / "g", tokenizer_path, tmp_path / "c", max_length=32)
+        sent = make_dm(tmp_path / "g", tokenizer_path, tmp_path / "c", max_length=32, view="sentence")
+    assert pair.truncated == {"train": 1, "dev": 0} and sent.truncated == {"train": 1, "dev": 0}
+    assert "mrpc/train: 1 input(s) longer than max_length=32 were truncated" in caplog.text
+    assert max(len(x) for x in pair.data["train"]["pairs"]["input_ids"]) == 32
+    meta = json.loads(next((tmp_path / "c/tokenized/mrpc").glob("train.pair.*/meta.json")).read_text())
+    assert meta["truncated"] == 1 and meta["rows"] == 6
+
+
+def test_corrupted_or_incomplete_cache_entry_is_rebuilt(
+    mrpc_dir: Path, tokenizer_path: str, tmp_path: Path, caplog
+) -> None:
+    cache = tmp_path / "c"
+    ids = make_dm(mrpc_dir, tokenizer_path, cache).ids("train")
+    entry = next((cache / "tokenized/mrpc").glob("train.pair.*"))
+    arrow = next((entry / "data").rglob("*.arrow"))
+    arrow.write_bytes(arrow.read_bytes()[:200])  # truncated
+    with caplog.at_level(logging.WARNING):
+        again = make_dm(mrpc_dir, tokenizer_path, cache)
+    assert (
+        f"tokenisation cache {entry} is incomplete or corrupted" in caplog.text
+        and "rebuilding it" in caplog.text
+    )
+    assert again.ids("train") == ids
+    (entry / "meta.json").unlink()  # a copy that never finished: no marker
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        make_dm(mrpc_dir, tokenizer_path, cache)
+    assert "(no meta.json); rebuilding it" in caplog.text and (entry / "meta.json").is_file()
+
+
+def test_train_order_is_seeded_per_epoch_and_resumes_mid_epoch(
+    mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
+) -> None:
+    dm = make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", batch_size=8, seed=4)
+    loader = dm.train_dataloader()
+    epoch0 = [b["ids"] for b in loader]
+    loader.sampler.set_epoch(1)
+    assert [b["ids"] for b in loader] != epoch0 and sorted(sum(epoch0, [])) == sorted(dm.ids("train"))
+    loader.sampler.set_epoch(0)
+    assert [b["ids"] for b in loader] == epoch0  # rebuilt from seed + epoch, not from the global RNG
+    # A checkpoint taken after 2 batches: a new loader given that state yields the remaining 4.
+    dm.load_state_dict({"train_loader": {"epoch": 0, "batches": 2}})
+    resumed = dm.train_dataloader()
+    assert [b["ids"] for b in resumed] == epoch0[2:] and dm.state_dict()["train_loader"] == {
+        "epoch": 0,
+        "batches": 6,
+    }

@@ -131,3 +131,21 @@ def test_online_frozen_teacher(mrpc_dir: Path, tokenizer_path: str, tmp_path: Pa
     assert trainer.callback_metrics["train/distill_loss"] > 0  # alpha=1: the loss is the teacher's term
     assert all(torch.equal(b, p) for b, p in zip(before, teacher.parameters(), strict=True))  # frozen
     assert not teacher.training
+
+
+def test_corrupted_export_is_refused(tokenizer_path: str, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from dse_lightning.utils.io import CorruptArtifactError
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    out = export_student(
+        tmp_path / "export", tiny_student("bilstm"), tok, "binary", ["0", "1"], max_length=32
+    )
+    weights = out / "encoder.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    with pytest.raises(
+        CorruptArtifactError,
+        match=r"export: a truncated or corrupted student export \(encoder\.safetensors does not match",
+    ):
+        load_student(out)

@@ -8,36 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
 
-from conftest import ROOT, TINY_BERT
+from conftest import ROOT, make_cfg
 from dse_lightning import load_student
 from dse_lightning.logits import Provenance, load_logits
 from dse_lightning.train import train
-
-
-def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                f"data.dir={data_dir}",
-                f"paths.cache_dir={tmp_path / 'cache'}",
-                "logger=none",
-                "teacher.max_epochs=1",
-                "trainer.enable_progress_bar=false",
-                *overrides,
-            ],
-            return_hydra_config=True,
-        )
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / run)
-        cfg.teacher.module.backbone = TINY_BERT  # random tiny BERTs; the tokenizer stays MiniLM's
-        cfg.student.encoder.backbone = TINY_BERT
-    return cfg
 
 
 def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_dir: Path) -> None:

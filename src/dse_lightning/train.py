@@ -17,7 +17,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from .data.tasks import TaskSpec
 from .loggers import report_to_wandb
 from .pipeline.common import config_dict
-from .pipeline.distill import check_target_options, run_distill
+from .pipeline.distill import check_target_options, retire_student, run_distill
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .resolvers import register_resolvers
@@ -47,6 +47,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     """Run the configured stage(s); write and return results.json's content.
 
     The distill stage needs a teacher: it reuses the cached one whose provenance matches, or fits it.
+    A stage killed part-way resumes from its work dir when the same command runs again (pipeline/resume.py).
     """
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
@@ -73,6 +74,8 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
     }
     if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
         write_json(run_dir / "results.json", results)
+        if "student" in results:
+            retire_student(cfg, task, results["student"], run_dir)  # only now: results.json holds it
         log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
         report_to_wandb(results)
     return results, {"task": task}

@@ -10,13 +10,13 @@ from typing import Literal
 import datasets
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
-from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from .collate import PairCollator, SentencePairCollator
 from .encode import build_or_load, tokenizer_fingerprint
+from .resumable import EpochSampler, ResumableLoader
 from .sharding import ShardedBatchSampler, local_batch_size, rank_and_world
 from .sources import resolve_source
 from .tasks import TaskSpec
@@ -31,6 +31,8 @@ class GluePairDataModule(pl.LightningDataModule):
     Batches are padded per batch. `limit_train` / `limit_eval` take a fixed random subset (for smoke
     runs); the subset is part of the data checksum, so its cache and teacher logits are its own.
     `batch_size` is the global batch: under DDP each process takes its share (see `sharding.py`).
+    The train order is a permutation seeded by `seed` + epoch, and the train loader's position is saved
+    in checkpoints (see resumable.py). `truncated[split]` counts inputs cut to `max_length`.
     """
 
     def __init__(
@@ -59,7 +61,10 @@ class GluePairDataModule(pl.LightningDataModule):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
         self.data: dict[str, datasets.DatasetDict] = {}
+        self.truncated: dict[str, int] = {}
         self.pair_inputs = False  # sentence view: also give train batches their pair encoding
+        self._train_loader: ResumableLoader | None = None
+        self._train_resume: dict | None = None  # a checkpoint's train position, for the next train loader
         self._fingerprints: dict[str, str] = {}
 
     # -- identity ------------------------------------------------------------------------------
@@ -92,7 +97,7 @@ class GluePairDataModule(pl.LightningDataModule):
         return raw
 
     # -- Lightning hooks -------------------------------------------------------------------------
-    def _encoded(self, split: str, view: View | None = None) -> datasets.DatasetDict:
+    def _encoded(self, split: str, view: View | None = None) -> tuple[datasets.DatasetDict, dict]:
         view = view or self.hparams.view
         cache = Path(self.hparams.cache_dir)
         return build_or_load(
@@ -110,13 +115,16 @@ class GluePairDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for split in self.task.splits:
             if split not in self.data:
-                self.data[split] = self._encoded(split)
+                self.data[split], meta = self._encoded(split)
+                self.truncated[split] = meta["truncated"]
                 log.info(
-                    "%s/%s: %d examples from %s",
+                    "%s/%s: %d examples from %s (%d input(s) truncated to max_length=%d)",
                     self.task.name,
                     split,
                     len(self.data[split]["pairs"]),
                     self.source.describe(split),
+                    meta["truncated"],
+                    self.hparams.max_length,
                 )
 
     def attach_teacher_logits(self, logits: torch.Tensor) -> None:
@@ -131,6 +139,7 @@ class GluePairDataModule(pl.LightningDataModule):
     def with_train_rows(self, indices: list[int]) -> GluePairDataModule:
         """A shallow copy whose train split holds only `indices` (fold teachers); dev is shared."""
         clone = copy.copy(self)
+        clone._train_loader = clone._train_resume = None
         train = datasets.DatasetDict(self.data["train"])
         train["pairs"] = train["pairs"].select(indices)
         clone.data = {**self.data, "train": train}
@@ -172,19 +181,36 @@ class GluePairDataModule(pl.LightningDataModule):
         sent_len = [len(x) for x in self.data[split]["sentences"]["input_ids"]]
         return [sent_len[a] + sent_len[b] for a, b in zip(pairs["a"], pairs["b"], strict=True)]
 
+    def state_dict(self) -> dict:
+        """What Lightning stores in each checkpoint for this DataModule: the train loader's position."""
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning restores the DataModule before it builds the train loader (the loader's own state
+        # is applied too late: configure_optimizers builds it early, to count the steps).
+        self._train_resume = state.get("train_loader")
+
     def train_dataloader(self) -> DataLoader:
         rank, world = rank_and_world(self.trainer)
-        bs = local_batch_size(self.hparams.batch_size, world)
-        pairs, seed = self.data["train"]["pairs"], self.hparams.seed
-        if not self.hparams.group_by_length:
-            return self._loader(
-                "train", batch_size=bs, sampler=DistributedSampler(pairs, world, rank, seed=seed)
-            )
-        # Batches of similar length pad less; the sampler still shuffles across mega-batches.
-        grouped = LengthGroupedSampler(self.hparams.batch_size, lengths=self._lengths("train"))
-        if world > 1:
-            grouped = DistributedSamplerWrapper(grouped, num_replicas=world, rank=rank, shuffle=False)
-        return self._loader("train", batch_size=bs, sampler=grouped)
+        bs, pairs = local_batch_size(self.hparams.batch_size, world), self.data["train"]["pairs"]
+        order = None
+        if self.hparams.group_by_length:
+            # Batches of similar length pad less; the order still shuffles across mega-batches.
+            lengths = self._lengths("train")
+            global_bs = self.hparams.batch_size
+            order = lambda gen: get_length_grouped_indices(lengths, global_bs, generator=gen)  # noqa: E731
+        loader = ResumableLoader(
+            pairs,
+            EpochSampler(len(pairs), self.hparams.seed, order, rank=rank, world=world),
+            batch_size=bs,
+            collate_fn=self._collator("train"),
+            num_workers=self.hparams.num_workers,
+        )
+        if self._train_resume is not None:
+            loader.load_state_dict(self._train_resume)
+            self._train_resume = None
+        self._train_loader = loader
+        return loader
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(s) for s in self.task.eval_splits]

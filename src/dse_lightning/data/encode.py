@@ -4,7 +4,10 @@
 - sentence view (siamese students): each distinct sentence of the split tokenised once, and the pairs
   as indices into that table.
 The cache key covers everything that changes the result: task, split, view, tokenizer, max length,
-data checksum and subset; a change in any of them builds a new entry.
+data checksum and subset; a change in any of them builds a new entry. An entry is built in a temp folder
+and renamed into place, its `meta.json` (row count, truncations, sha256 of every file) written last; an
+entry that fails that check on load is rebuilt with a warning. A file lock keeps two jobs from building
+the same entry at once.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from ..utils.io import atomic_dir, sha256_json
+from ..utils.io import atomic_dir, locked, sha256_json, tree_problems, tree_sha256, write_json
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 1  # bump when the on-disk layout changes
+CACHE_FORMAT = 2  # bump when the on-disk layout changes (2: meta.json holds the files' sha256)
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -81,24 +84,49 @@ def encode_sentences(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple
     return datasets.DatasetDict(pairs=pairs, sentences=sentences), truncated
 
 
+def _entry_problem(entry: Path) -> str | None:
+    """Why a cache entry cannot be used as it is (None: complete and intact)."""
+    meta_file = entry / "meta.json"
+    if not meta_file.is_file():
+        return "no meta.json" if entry.exists() else "absent"
+    try:
+        meta = json.loads(meta_file.read_text())
+        problems = tree_problems(entry / "data", meta["sha256"])
+    except (ValueError, KeyError) as err:
+        return f"unreadable meta.json ({err})"
+    return "; ".join(problems) or None
+
+
+def _build(raw_fn, key_fields: dict, entry: Path, tokenizer, max_length: int) -> None:
+    encode = encode_pairs if key_fields["view"] == "pair" else encode_sentences
+    encoded, truncated = encode(raw_fn(), tokenizer, max_length)
+    if truncated:
+        log.warning(
+            "%s/%s: %d input(s) longer than max_length=%d were truncated",
+            key_fields["task"],
+            key_fields["split"],
+            truncated,
+            max_length,
+        )
+    with atomic_dir(entry) as tmp:
+        encoded.save_to_disk(str(tmp / "data"))
+        meta = {**key_fields, "truncated": truncated, "rows": len(encoded["pairs"])}
+        write_json(tmp / "meta.json", {**meta, "sha256": tree_sha256(tmp / "data")})  # last: the marker
+
+
 def build_or_load(
     raw_fn, key_fields: dict, cache_dir: Path, tokenizer, max_length: int
-) -> datasets.DatasetDict:
-    """Load the cached encoding for `key_fields`, building it (atomically) from `raw_fn()` if absent."""
+) -> tuple[datasets.DatasetDict, dict]:
+    """The cached encoding for `key_fields` and its meta.json, building it from `raw_fn()` if absent,
+    incomplete or corrupted."""
     entry = cache_entry(cache_dir, key_fields)
-    if not (entry / "meta.json").is_file():
-        encode = encode_pairs if key_fields["view"] == "pair" else encode_sentences
-        encoded, truncated = encode(raw_fn(), tokenizer, max_length)
-        if truncated:
+    with locked(entry, f"{entry.name}: another job is tokenising it; waiting"):
+        problem = _entry_problem(entry)
+        if problem not in (None, "absent"):
             log.warning(
-                "%s/%s: %d input(s) longer than max_length=%d were truncated",
-                key_fields["task"],
-                key_fields["split"],
-                truncated,
-                max_length,
+                "tokenisation cache %s is incomplete or corrupted (%s); rebuilding it", entry, problem
             )
-        with atomic_dir(entry) as tmp:
-            encoded.save_to_disk(str(tmp / "data"))
-            meta = {**key_fields, "truncated": truncated, "rows": len(encoded["pairs"])}
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-    return datasets.load_from_disk(str(entry / "data"))
+        if problem is not None:
+            _build(raw_fn, key_fields, entry, tokenizer, max_length)
+        meta = json.loads((entry / "meta.json").read_text())
+        return datasets.load_from_disk(str(entry / "data")), meta

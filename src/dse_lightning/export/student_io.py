@@ -6,6 +6,7 @@ Layout of an export folder:
 - kind "transformer": the folder is also a sentence-transformers model (modules.json, the fine-tuned
   backbone, `DSEPooling`, and a Dense layer when the encoder has a projection).
 - kind "bilstm": `encoder.safetensors` and `tokenizer/`.
+`student.json` (written last) records the sha256 of every other file; `load_student` checks them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from ..models.components.encoders import BiLSTMEncoder, TransformerEncoder
 from ..models.components.student import build_head
-from ..utils.io import atomic_dir
+from ..utils.io import CorruptArtifactError, atomic_dir, tree_problems, tree_sha256
 from .st_modules import DSEPooling
 
 FORMAT = "dse-student/1"
@@ -104,8 +105,26 @@ def export_student(
             spec["kind"], spec["encoder"] = "bilstm", _bilstm_spec(enc)
             save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, tmp / "encoder.safetensors")
             tokenizer.save_pretrained(tmp / "tokenizer")
+        spec["sha256"] = tree_sha256(tmp)
         (tmp / "student.json").write_text(json.dumps(spec, indent=2))
     return path
+
+
+def verify_export(path: str | Path, remedy: str | None = None) -> dict:
+    """The export's spec (student.json) after checking every file it lists against its sha256."""
+    path = Path(path)
+    spec_file = path / "student.json"
+    if not spec_file.is_file():
+        raise FileNotFoundError(f"{path}: not a student export (no student.json)")
+    spec = json.loads(spec_file.read_text())
+    if spec.get("format") != FORMAT:
+        raise ValueError(f"{spec_file}: format {spec.get('format')!r}, expected {FORMAT!r}")
+    if problems := tree_problems(path, spec.get("sha256", {})):
+        raise CorruptArtifactError(
+            f"{path}: a truncated or corrupted student export ({'; '.join(problems)}); "
+            + (remedy or "export it again (rerun the training command) or restore the folder from a copy")
+        )
+    return spec
 
 
 class ExportedStudent:
@@ -145,12 +164,7 @@ def _bilstm_encode_fn(path: Path, spec: dict, max_length: int):
 
 def load_student(path: str | Path) -> ExportedStudent:
     path = Path(path)
-    spec_file = path / "student.json"
-    if not spec_file.is_file():
-        raise FileNotFoundError(f"{path}: not a student export (no student.json)")
-    spec = json.loads(spec_file.read_text())
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"{spec_file}: format {spec.get('format')!r}, expected {FORMAT!r}")
+    spec = verify_export(path)
     head_kw = dict(spec["head"])
     head = build_head(head_kw.pop("kind"), **head_kw)
     head.load_state_dict(load_file(path / "head.safetensors"))

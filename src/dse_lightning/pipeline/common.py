@@ -6,11 +6,14 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ModelCheckpoint
 
+from ..callbacks import RngStateCheckpoint
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
+from ..utils.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 
@@ -26,26 +29,44 @@ def build_datamodule(cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str,
     return dm
 
 
+def build_callbacks(cfg: DictConfig, task: TaskSpec, ckpt_dir: Path) -> list[pl.Callback]:
+    """`cfg.callbacks`, `model_checkpoint` first. Every ModelCheckpoint writes into `ckpt_dir`, without
+    version suffixes: the best-epoch one and the step one both keep `last.ckpt` the latest position."""
+    if cfg.callbacks.get("model_checkpoint") is None:
+        raise ValueError("callbacks.model_checkpoint is required: it keeps the best and the last checkpoint")
+    callbacks = []
+    for name, node in sorted(cfg.callbacks.items(), key=lambda kv: kv[0] != "model_checkpoint"):
+        if node is None:
+            continue
+        extra: dict = {}
+        if issubclass(get_class(node._target_), ModelCheckpoint):
+            extra = {"dirpath": str(ckpt_dir), "enable_version_counter": False}
+        if name == "model_checkpoint":
+            extra |= {"monitor": f"val/{task.monitor}", "mode": task.monitor_mode}
+        callbacks.append(instantiate(node, **extra))
+    return callbacks
+
+
 def build_trainer(
-    cfg: DictConfig, task: TaskSpec, stage_dir: Path, max_epochs: int
+    cfg: DictConfig, task: TaskSpec, stage_dir: Path, max_epochs: int, ckpt_dir: Path | None = None
 ) -> tuple[pl.Trainer, pl.Callback]:
-    """A Trainer for one stage, writing under `stage_dir`; returns it with its checkpoint callback."""
-    ckpt = instantiate(
-        cfg.callbacks.model_checkpoint,
-        dirpath=str(stage_dir / "checkpoints"),
-        monitor=f"val/{task.monitor}",
-        mode=task.monitor_mode,
-    )
-    others = [instantiate(c) for k, c in cfg.callbacks.items() if k != "model_checkpoint" and c is not None]
+    """A Trainer for one stage, logging under `stage_dir` and checkpointing into `ckpt_dir` (default
+    `stage_dir/checkpoints`); returns it with its `model_checkpoint` callback.
+
+    Checkpoints are written atomically with a sha256 file and carry the RNG states, so a resumed run
+    continues exactly where the checkpoint was taken.
+    """
+    callbacks = build_callbacks(cfg, task, ckpt_dir or stage_dir / "checkpoints")
     loggers = [instantiate(c, save_dir=str(stage_dir)) for c in (cfg.get("logger") or {}).values()]
     trainer = instantiate(
         cfg.trainer,
         max_epochs=max_epochs,
         default_root_dir=str(stage_dir),
-        callbacks=[ckpt, *others],
+        callbacks=[*callbacks, RngStateCheckpoint()],
         logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
     )
-    return trainer, ckpt
+    return trainer, callbacks[0]
 
 
 def strip_prefix(metrics: dict, prefix: str) -> dict[str, float]:

@@ -1,25 +1,36 @@
-"""Distill stage: train a siamese student on the teacher's exported logits and evaluate it on dev."""
+"""Distill stage: train a siamese student on the teacher's exported logits and evaluate it on dev.
+
+The student trains in `<cache_dir>/students/<task>/<key>.work/`, keyed by everything that determines it
+(teacher key, student and distill config, data, seed, trainer numerics), and resumes from it after a kill
+(see resume.py). A finished student (its record and export) stays there until the run's results.json is
+written, so a run killed in between reuses it instead of training again; then the work dir is retired.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 import time
 from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig
+from pytorch_lightning.utilities import rank_zero_only
 
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
-from ..export import export_student
+from ..export import export_student, verify_export
 from ..logits import load_logits
 from ..losses import DistillLoss
 from ..models.build import build_student, teacher_targets
 from ..models.teacher_module import TeacherModule
-from .common import build_datamodule, build_trainer, strip_prefix
+from ..utils.io import atomic_dir, locked, sha256_json, write_json
+from .common import build_datamodule, build_trainer, config_dict, strip_prefix
 from .distributed import wait_for_rank_zero
 from .folds import oof_provenance, oof_targets
-from .teacher import logits_provenance
+from .resume import resume_checkpoint, retire_work_dir, verified_best
+from .teacher import TRAINER_NUMERICS, logits_provenance
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +77,30 @@ def _online_teacher(dm: GluePairDataModule, teacher: dict):
     return module.model
 
 
-def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
-    """The student's results.json entry: name, metrics, relative_degradation, params, export."""
-    dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
+def student_key(cfg: DictConfig, teacher: dict, dm: GluePairDataModule) -> str:
+    """Hash of everything that determines the student (it names the student's work dir)."""
+    paths = ("dir", "cache_dir", "num_workers", "eval_batch_size")  # where and how fast, not what
+    data = {k: v for k, v in config_dict(cfg.data).items() if k not in paths}
+    return sha256_json(
+        {
+            "teacher": teacher["key"],
+            "student": config_dict(cfg.student),
+            "distill": config_dict(cfg.distill),
+            "data": {**data, "fingerprints": {s: dm.fingerprint(s) for s in dm.task.splits}},
+            "seed": cfg.seed,
+            "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
+        }
+    )[:16]
+
+
+def student_work_dir(cfg: DictConfig, task: TaskSpec, key: str) -> Path:
+    return Path(cfg.paths.cache_dir).resolve() / "students" / task.name / f"{key}.work"
+
+
+def _fit_student(
+    cfg: DictConfig, task: TaskSpec, teacher: dict, dm: GluePairDataModule, work: Path, run_dir: Path
+) -> dict:
+    """Train (or resume) the student in `work`, export it to `work/export`; its results.json entry."""
     alpha, source = float(cfg.distill.alpha), cfg.distill.teacher_source
     online = _online_teacher(dm, teacher) if alpha > 0 and source == "online" else None
     if alpha > 0 and online is None:
@@ -77,22 +109,19 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
     student = build_student(cfg.student, task)
     make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")
     module = make_module(task=task, student=student, loss=loss, teacher=online)
-    stage_dir = run_dir / "student"
-    trainer, ckpt_cb = build_trainer(cfg, task, stage_dir, cfg.student.max_epochs)
-    start = time.time()
-    trainer.fit(module, datamodule=dm)
-    log.info(
-        "student: best checkpoint %s (%s=%s)",
-        ckpt_cb.best_model_path,
-        ckpt_cb.monitor,
-        ckpt_cb.best_model_score,
+    trainer, ckpt_cb = build_trainer(
+        cfg, task, run_dir / "student", cfg.student.max_epochs, work / "checkpoints"
     )
-    best = ckpt_cb.best_model_path or None
+    start = time.time()
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(work, "student"), weights_only=False)
+    best = verified_best(ckpt_cb.best_model_path or None, work, "student")
+    log.info("student: best checkpoint %s (%s=%s)", best, ckpt_cb.monitor, ckpt_cb.best_model_score)
     metrics = trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False)
     train_time = round(time.time() - start, 1)
-    export = stage_dir / "export"
     if trainer.is_global_zero:
-        export_student(export, module.student, dm.tokenizer, task.type, task.labels, dm.hparams.max_length)
+        export_student(
+            work / "export", module.student, dm.tokenizer, task.type, task.labels, dm.hparams.max_length
+        )
     wait_for_rank_zero(trainer, "student exported")
     metrics = strip_prefix({k: v for d in metrics for k, v in d.items()}, "val/")
     return {
@@ -104,6 +133,39 @@ def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -
         "metrics": metrics,
         "relative_degradation": relative_degradation(teacher["metrics"], metrics),
         "params": sum(p.numel() for p in student.parameters()),
-        "export": str(export.resolve()),
         "train_time_s": train_time,
     }
+
+
+def _finished(work: Path) -> dict | None:
+    """The record of a student a killed run finished (trained and exported) in `work`, if any."""
+    if not (work / "student.json").is_file():
+        return None
+    verify_export(work / "export", f"delete {work} to train the student again")
+    log.info("student: reusing the student finished in %s (its run stopped before results.json)", work)
+    return {**json.loads((work / "student.json").read_text()), "reused": True}
+
+
+def run_distill(cfg: DictConfig, task: TaskSpec, teacher: dict, run_dir: Path) -> dict:
+    """The student's results.json entry: name, key, metrics, relative_degradation, params, export."""
+    dm = build_datamodule(cfg, task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size)
+    key = student_key(cfg, teacher, dm)
+    work = student_work_dir(cfg, task, key)
+    with locked(work, f"student: another job is training student {key}; waiting"):
+        record = _finished(work)
+        if record is None:
+            record = {**_fit_student(cfg, task, teacher, dm, work, run_dir), "key": key, "reused": False}
+            if rank_zero_only.rank == 0:  # under DDP every rank trained; one writes
+                write_json(work / "student.json", record)  # the marker of a finished student: written last
+        export = run_dir / "student" / "export"
+        if rank_zero_only.rank == 0:
+            with atomic_dir(export) as tmp:
+                shutil.copytree(work / "export", tmp, dirs_exist_ok=True)
+    return {**record, "export": str(export.resolve())}
+
+
+def retire_student(cfg: DictConfig, task: TaskSpec, record: dict, run_dir: Path) -> None:
+    """After results.json: move the student's checkpoints into the run dir, remove its work dir."""
+    work = student_work_dir(cfg, task, record["key"])
+    with locked(work):
+        retire_work_dir(work, run_dir / "student")

@@ -1,0 +1,85 @@
+"""The bad-input matrix end to end: each is a clear error naming the file/line/option, nothing half-written.
+
+Reader-level cases (header, column counts, labels, scores, empty sentences, missing files) are in
+test_glue_reader.py; logits provenance in test_logits.py; write failures in test_io.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import MissingConfigException
+
+from conftest import MRPC_HEADER, ROOT, make_cfg, mrpc_rows, write_tsv
+from dse_lightning.callbacks import NonFiniteLossError
+from dse_lightning.train import train
+from dse_lightning.utils.io import ArtifactWriteError
+
+
+def partial_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_cli_dev_file_with_many_short_rows_fails_naming_file_and_line(tmp_path: Path, mrpc_dir: Path) -> None:
+    rows = mrpc_rows(16)
+    for i in (3, 7, 8, 12):
+        rows[i] = rows[i][:4]  # the second sentence column is missing
+    write_tsv(mrpc_dir / "MRPC" / "dev.tsv", MRPC_HEADER, rows, bom=True)
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "dse_lightning.train", f"data.dir={mrpc_dir}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.run(
+        [*cmd, f"paths.cache_dir={tmp_path / 'cache'}"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert proc.returncode != 0
+    assert f"{mrpc_dir / 'MRPC' / 'dev.tsv'}: 4 of 16 rows are malformed" in proc.stderr
+    assert "first at line 5: 4 columns, header has 5" in proc.stderr
+    assert not (run_dir / "results.json").exists() and not (tmp_path / "cache" / "teachers").exists()
+
+
+@pytest.mark.parametrize(
+    ("group", "typo", "valid"),
+    [("task", "mrcp", "stsb"), ("teacher", "bert", "minilm"), ("student", "lstm", "bilstm")],
+)
+def test_unknown_option_lists_the_valid_ones(group: str, typo: str, valid: str) -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        with pytest.raises(
+            MissingConfigException,
+            match=rf"Could not find '{group}/{typo}'\n\nAvailable options in '{group}':"
+            rf"(\n\t\w+)*\n\t{valid}\n",
+        ):
+            compose("train", overrides=[f"{group}={typo}"])
+
+
+def test_nan_loss_stops_naming_the_step(tmp_path: Path, mrpc_dir: Path) -> None:
+    cfg = make_cfg(
+        tmp_path, mrpc_dir, "run", "stage=teacher", "teacher.module.optimizer.lr=inf", "teacher.batch_size=8"
+    )
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"TeacherModule: non-finite loss \(nan\) at epoch 0, global step 1 \(batch 1\).*"
+        r"Lower the learning rate",
+    ):
+        train(cfg)
+    assert not (tmp_path / "run" / "results.json").exists()
+    assert not [
+        p for p in (tmp_path / "cache" / "teachers").glob("mrpc/*") if p.is_dir()
+    ]  # no store/work dir
+
+
+def test_disk_full_while_checkpointing_is_a_clean_error(tmp_path: Path, mrpc_dir: Path, monkeypatch) -> None:
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(
+        ArtifactWriteError, match=r"cannot write .*\.work/checkpoints/.*\.ckpt: No space left on device"
+    ):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher"))
+    assert partial_files(tmp_path) == [] and not (tmp_path / "run" / "results.json").exists()
+    assert not list((tmp_path / "cache" / "teachers").glob("mrpc/*/teacher.json"))  # nothing published

@@ -1,0 +1,126 @@
+"""Atomic writes, checksums and locks: a failing or killed write leaves nothing that loads as valid."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from dse_lightning.utils.io import (
+    ArtifactWriteError,
+    CorruptArtifactError,
+    atomic_dir,
+    atomic_path,
+    checksum_path,
+    tree_problems,
+    tree_sha256,
+    verify_checksum,
+    write_json,
+)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_failing_write_is_a_clean_error_and_leaves_nothing(tmp_path: Path, monkeypatch, code: int) -> None:
+    def failing_write(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Path, "write_text", failing_write)
+    with pytest.raises(
+        ArtifactWriteError, match=rf"cannot write {tmp_path / 'results.json'}: .*Nothing was written"
+    ):
+        write_json(tmp_path / "results.json", {"a": 1})
+    assert leftovers(tmp_path) == []  # no results.json, no temp file
+    with pytest.raises(ArtifactWriteError, match=rf"cannot write {tmp_path / 'store'}"):
+        with atomic_dir(tmp_path / "store") as tmp:
+            (tmp / "teacher.json").write_text("{}")
+    assert leftovers(tmp_path) == []
+
+
+def test_disk_full_during_torch_save(tmp_path: Path, monkeypatch) -> None:
+    from dse_lightning.logits import Provenance, save_logits
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    prov = Provenance("mrpc", "train", "c", "t", 128, "d")
+    with pytest.raises(ArtifactWriteError, match=r"logits\.pt: No space left on device"):
+        save_logits(tmp_path / "logits.pt", ["a"], torch.zeros(1, 2), prov)
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; covered by EROFS above")
+def test_read_only_folder(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        with pytest.raises(
+            ArtifactWriteError, match=rf"cannot write {ro / 'results.json'}: Permission denied"
+        ):
+            write_json(ro / "results.json", {})
+        assert leftovers(ro) == []
+    finally:
+        ro.chmod(0o755)
+
+
+def test_error_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:
+    target = write_json(tmp_path / "r.json", {"v": 1})
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(target) as tmp:
+            tmp.write_text('{"v": 2, "trunc')
+            raise RuntimeError("killed mid-write")
+    assert target.read_text().strip().endswith("}") and leftovers(tmp_path) == ["r.json"]
+
+
+def test_checksum_file_detects_truncation(tmp_path: Path) -> None:
+    ckpt = tmp_path / "last.ckpt"
+    with atomic_path(ckpt, checksum=True) as tmp:
+        torch.save({"w": torch.arange(1000)}, tmp)
+    verify_checksum(ckpt, "delete it")  # intact
+    ckpt.write_bytes(ckpt.read_bytes()[:500])
+    with pytest.raises(
+        CorruptArtifactError, match=r"last\.ckpt: sha256 .* does not match last\.ckpt\.sha256 .*delete it"
+    ):
+        verify_checksum(ckpt, "delete it")
+    checksum_path(ckpt).unlink()
+    with pytest.raises(CorruptArtifactError, match="no checksum file last.ckpt.sha256"):
+        verify_checksum(ckpt, "delete it")
+
+
+def test_kill_between_the_two_renames_is_not_corruption(tmp_path: Path, monkeypatch) -> None:
+    ckpt = tmp_path / "last.ckpt"
+    with atomic_path(ckpt, checksum=True) as tmp:
+        tmp.write_bytes(b"version 1")
+    real_replace = os.replace
+
+    def killed_before_the_file_rename(src, dst):
+        if Path(dst) == ckpt:
+            raise KeyboardInterrupt  # the checksum file is already renamed, the checkpoint not yet
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_file_rename)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(ckpt, checksum=True) as tmp:
+            tmp.write_bytes(b"version 2")
+    monkeypatch.undo()
+    assert ckpt.read_bytes() == b"version 1"
+    verify_checksum(ckpt, "")  # the previous version's hash is still accepted
+
+
+def test_tree_checksums(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"a")
+    (tmp_path / "d" / "b.bin").write_bytes(b"b")
+    sums = tree_sha256(tmp_path)
+    assert set(sums) == {"a.bin", "d/b.bin"} and tree_problems(tmp_path, sums) == []
+    (tmp_path / "d" / "b.bin").write_bytes(b"")
+    (tmp_path / "a.bin").unlink()
+    assert tree_problems(tmp_path, sums) == ["a.bin is missing", "d/b.bin does not match its sha256"]
