@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
+import torch.distributed as dist
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -24,7 +25,13 @@ def build_datamodule(cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str,
     dm: GluePairDataModule = make_dm(
         task=task, tokenizer=tokenizer, view=view, batch_size=batch_size, seed=cfg.seed
     )
-    dm.prepare_data()
+    # Once a DDP process group exists (a later stage of the same job), rank 0 builds the tokenisation
+    # cache and the others wait, instead of all building it at once; before, only rank 0 is running.
+    grouped = dist.is_available() and dist.is_initialized()
+    if not grouped or dist.get_rank() == 0:
+        dm.prepare_data()
+    if grouped:
+        dist.barrier()
     dm.setup()
     return dm
 
