@@ -21,7 +21,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from ..models.components.encoders import BiLSTMEncoder, TransformerEncoder
 from ..models.components.student import build_head
-from ..utils.io import atomic_dir
+from ..utils.io import atomic_dir, read_manifest
 from .st_modules import DSEPooling
 
 FORMAT = "dse-student/1"
@@ -150,12 +150,7 @@ def _bilstm_encode_fn(path: Path, spec: dict, max_length: int):
 
 def load_student(path: str | Path) -> ExportedStudent:
     path = Path(path)
-    spec_file = path / "student.json"
-    if not spec_file.is_file():
-        raise FileNotFoundError(f"{path}: not a student export (no student.json)")
-    spec = json.loads(spec_file.read_text())
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"{spec_file}: format {spec.get('format')!r}, expected {FORMAT!r}")
+    spec = read_manifest(path, "student.json", FORMAT, "a student export")
     head_kw = dict(spec["head"])
     head = build_head(head_kw.pop("kind"), **head_kw)
     head.load_state_dict(load_file(path / "head.safetensors"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from ..utils.io import atomic_dir, sha256_file, sha256_json
+from ..utils.io import atomic_dir, read_manifest, sha256_file, sha256_json
 
 FORMAT = "dse-embedding-store/1"
 
@@ -77,12 +77,7 @@ class EmbeddingStore:
     def load(cls, path: str | Path, student_id: str) -> EmbeddingStore:
         """Load a store made by the student whose identity is `student_id`; refuse any other."""
         path = Path(path)
-        meta_file = path / "store.json"
-        if not meta_file.is_file():
-            raise FileNotFoundError(f"{path}: not an embedding store (no store.json)")
-        meta = json.loads(meta_file.read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_file}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        meta = read_manifest(path, "store.json", FORMAT, "an embedding store")
         if meta["student"] != student_id:
             raise StoreMismatchError(
                 f"{path}: embeddings were made by student {meta['student'][:16]}…, not by this student "

@@ -67,3 +67,17 @@ def write_json(path: str | Path, obj: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     return Path(path)
+
+
+def read_manifest(folder: str | Path, name: str, fmt: str, what: str) -> dict:
+    """The JSON manifest `folder/name` of an artifact folder, checked to be of format `fmt`.
+
+    `what` names the artifact in the error, e.g. "a student export".
+    """
+    path = Path(folder) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not {what} (no {name})")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != fmt:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {fmt!r}")
+    return manifest
