@@ -17,7 +17,7 @@ from transformers import logging as hf_logging
 
 from ..resolvers import embedded_model_dir
 from ..utils.io import write_json
-from .report import write_markdown, write_plot
+from .report import bounds_lines, write_markdown, write_plot
 from .run import run
 
 PLOT = "time_vs_n.png"
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(out / "results.json", results)
     write_markdown(results, out / "results.md", PLOT)
     write_plot(results, out / PLOT)
+    for line in bounds_lines(results):  # what physics allows, beside what was measured
+        logging.info(line)
     for r in results["rows"]:
         logging.info(
             "N=%d %s: teacher %.2f s%s, student %.5f s, speed-up %.0fx (%.0f%% of FLOP bound)",

@@ -32,7 +32,7 @@ def _table(results: dict) -> list[str]:
     return lines
 
 
-def _bounds(results: dict) -> list[str]:
+def bounds_lines(results: dict) -> list[str]:
     fb, bw, enc = results["flop_bound"], results["memory_bandwidth"], results["encode"]
     t, runs = fb["teacher"], ", ".join(f"{x:.1f}" for x in bw["runs_gb_per_s"])
     return [
@@ -93,7 +93,7 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         "",
         "## Bounds",
         "",
-        *_bounds(results),
+        *bounds_lines(results),
         "",
         "## Method",
         "",
