@@ -117,9 +117,18 @@ class DotScorer:
 
     def topk(self, u: Tensor, k: int, key: RankKey = single_output) -> tuple[Tensor, Tensor]:
         """(logits (k, 1), indices (k,)), best first; `key` must be increasing in the logit (1 output)."""
+        import faiss
+
         q = self._prepare(u.detach().float().reshape(1, -1)).numpy()  # (1, d)
-        # A negative learned scale ranks by the smallest inner product: search with -q instead.
-        sims, idx = self.index.search(-q if self.scale < 0 else q, min(k, len(self)))  # (1, k) each
+        # One query is one sequential scan: a second OpenMP thread brings no speed, only a barrier
+        # that stalls the scan (by ~10x, measured) whenever another process holds the other core.
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        try:
+            # A negative learned scale ranks by the smallest inner product: search with -q instead.
+            sims, idx = self.index.search(-q if self.scale < 0 else q, min(k, len(self)))  # (1, k) each
+        finally:
+            faiss.omp_set_num_threads(threads)
         sims = torch.from_numpy(sims[0] * (-1.0 if self.scale < 0 else 1.0))
         return (self.scale * sims + self.bias).unsqueeze(-1), torch.from_numpy(idx[0].astype(np.int64))
 
