@@ -24,6 +24,7 @@ def machine_info(threads: int) -> dict:
         "cpu": cpu or platform.processor(),
         "cores": os.cpu_count(),
         "torch_threads": threads,
+        "nice": os.nice(0),  # a raised priority (negative) keeps a shared machine's other jobs out
         "memory_gib": round(pages * page_size / (1 << 30), 1),
         "platform": platform.platform(),
         "python": platform.python_version(),

@@ -83,8 +83,8 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), "
         f"{m['memory_gib']} GiB; torch {m['torch']}, faiss {m['faiss']}. "
-        f"Other processes took {m['contention']['mean_cores_taken_by_others']:.2f} cores on average "
-        f"during the run (hypervisor steal included). "
+        f"Run at nice {m['nice']}; other processes took {m['contention']['mean_cores_taken_by_others']:.2f} "
+        "cores on average during the run (hypervisor steal included). "
         f"Bench wall time {results['wall_s']:.0f} s.",
         f"Student: {results['student']['heads']['concat']} / {results['student']['heads']['dot']}; "
         f"d = {results['student']['embed_dim']}.",
