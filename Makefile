@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 # The CPU build of torch 2.13.0 is installed first; on a CUDA machine use e.g. TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help install test test-slow demo lint clean
+.PHONY: help install test test-slow demo bench lint clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,6 +31,9 @@ test-slow: install ## Run the slow tier (DDP, resume, sweeps)
 
 demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 	$(PY) -m dse_lightning.train
+
+bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (~5 min)
+	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check src tests

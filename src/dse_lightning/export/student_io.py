@@ -142,11 +142,16 @@ class ExportedStudent:
     @torch.inference_mode()
     def score(self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64) -> torch.Tensor:
         logits = self.head(self.encode(sentences_a, batch_size), self.encode(sentences_b, batch_size))
-        if self.spec["task_type"] == "regression":
-            return logits.squeeze(-1)
-        if self.spec["task_type"] == "binary":
-            return logits.squeeze(-1).sigmoid()
-        return logits.softmax(-1)
+        return logits_to_scores(self.spec["task_type"], logits)
+
+
+def logits_to_scores(task_type: str, logits: torch.Tensor) -> torch.Tensor:
+    """Head logits (N, C) -> (N,) P(positive) (binary) or the score (regression); (N, C) class probs."""
+    if task_type == "regression":
+        return logits.squeeze(-1)
+    if task_type == "binary":
+        return logits.squeeze(-1).sigmoid()
+    return logits.softmax(-1)
 
 
 def _bilstm_encode_fn(path: Path, spec: dict, max_length: int):

@@ -202,3 +202,17 @@ def tree_problems(root: str | Path, expected: dict[str, str]) -> list[str]:
         elif sha256_file(root / rel) != digest:
             problems.append(f"{rel} does not match its sha256")
     return problems
+
+
+def read_manifest(folder: str | Path, name: str, fmt: str, what: str) -> dict:
+    """The JSON manifest `folder/name` of an artifact folder, checked to be of format `fmt`.
+
+    `what` names the artifact in the error, e.g. "a student export".
+    """
+    path = Path(folder) / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: not {what} (no {name})")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != fmt:
+        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {fmt!r}")
+    return manifest

@@ -1,0 +1,1 @@
+"""The scoring-speed benchmark: `python -m dse_lightning.bench` (`make bench`)."""

