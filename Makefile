@@ -32,7 +32,7 @@ test-slow: install ## Run the slow tier (DDP, resume, sweeps)
 demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 	$(PY) -m dse_lightning.train
 
-bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (~5 min)
+bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (a few min)
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
 lint: install ## ruff check + format check
