@@ -37,10 +37,11 @@ def build_datamodule(cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str,
 
 
 def build_callbacks(cfg: DictConfig, task: TaskSpec, ckpt_dir: Path) -> list[pl.Callback]:
-    """`cfg.callbacks`, `model_checkpoint` first. Every ModelCheckpoint writes into `ckpt_dir`, without
-    version suffixes: the best-epoch one and the step one both keep `last.ckpt` the latest position."""
+    """`cfg.callbacks`, `model_checkpoint` (the best by the task's monitored metric) first. Every
+    ModelCheckpoint (LastCheckpoint too) writes into `ckpt_dir` without version suffixes, so a resumed
+    run finds and overwrites the same `last.ckpt`."""
     if cfg.callbacks.get("model_checkpoint") is None:
-        raise ValueError("callbacks.model_checkpoint is required: it keeps the best and the last checkpoint")
+        raise ValueError("callbacks.model_checkpoint is required: it keeps the best checkpoint")
     callbacks = []
     for name, node in sorted(cfg.callbacks.items(), key=lambda kv: kv[0] != "model_checkpoint"):
         if node is None:
