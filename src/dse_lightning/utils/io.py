@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
+from pytorch_lightning.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 # errnos of a write that cannot succeed where it is: full disk or quota, read-only or forbidden place.
@@ -126,19 +127,11 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _distributed_rank() -> int:
-    """This process's global rank as the launcher set it (0 outside DDP)."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(var, "").isdigit():
-            return int(os.environ[var])
-    return 0
-
-
 @contextlib.contextmanager
 def locked(path: str | Path, waiting: str | None = None) -> Iterator[None]:
     """Hold the inter-process lock `.<name>.lock` beside `path` (released by the OS if the process dies);
     `waiting` is logged if another job holds it."""
-    if _distributed_rank() != 0:
+    if rank_zero_only.rank != 0:
         # Under DDP rank 0 holds the lock for the whole job, and waits for the other ranks inside
         # fit(); were they to wait for the lock too, neither side would move.
         yield
