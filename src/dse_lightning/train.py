@@ -53,7 +53,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
     if cfg.stage in ("distill", "all"):
         check_target_options(cfg)  # before any teacher work
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.teacher.seed, workers=True)  # = seed unless the teacher is shared across seeds
     task = TaskSpec.from_config(cfg.task)
     run_dir = Path(cfg.paths.output_dir)
     teacher = run_teacher(cfg, task, run_dir)

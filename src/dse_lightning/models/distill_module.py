@@ -18,6 +18,7 @@ from ..losses import DistillLoss, task_loss
 from .base import PairTaskModule
 from .build import teacher_targets
 from .components.student import SiameseStudent
+from .optim import configure_adamw
 
 
 class DistillModule(PairTaskModule):
@@ -31,6 +32,7 @@ class DistillModule(PairTaskModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         teacher: nn.Module | None = None,
+        head_lr: float | None = None,
     ) -> None:
         super().__init__(task)
         self.save_hyperparameters(ignore=["student", "loss", "teacher"])
@@ -39,6 +41,11 @@ class DistillModule(PairTaskModule):
         self.loss = loss
         # Online targets: a frozen cross-encoder scores each train batch's pairs (batch["pair"]).
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        head = {"student.head.": hp.head_lr} if hp.get("head_lr") else None  # None: one lr for all
+        return configure_adamw(self, hp.optimizer, hp.scheduler, hp.weight_decay, hp.warmup_ratio, head)
 
     def train(self, mode: bool = True) -> DistillModule:
         super().train(mode)

@@ -11,15 +11,22 @@ from torch import nn
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weights only: biases and LayerNorm gains are not decayed (BERT recipe)."""
-    decay, no_decay = [], []
+def param_groups(
+    model: nn.Module, weight_decay: float, lr_by_prefix: dict[str, float] | None = None
+) -> list[dict]:
+    """Weight decay on weights only: biases and LayerNorm gains are not decayed (BERT recipe).
+
+    `lr_by_prefix` gives parameters whose name starts with a prefix their own learning rate (a randomly
+    initialised head learns at 1e-3 while the pretrained encoder moves at 2e-5); the rest use the optimizer's.
+    """
+    groups: dict[tuple[float | None, bool], list] = {}
     for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
+            lr = next((v for k, v in (lr_by_prefix or {}).items() if name.startswith(k)), None)
+            groups.setdefault((lr, name.endswith(NO_DECAY)), []).append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay} | ({"lr": lr} if lr else {})
+        for (lr, no_decay), params in groups.items()
     ]
 
 
@@ -29,9 +36,10 @@ def configure_adamw(
     scheduler: Callable | None,
     weight_decay: float,
     warmup_ratio: float,
+    lr_by_prefix: dict[str, float] | None = None,
 ):
     """`optimizer`/`scheduler` are Hydra partials; the schedule steps per optimizer step."""
-    opt = optimizer(param_groups(module, weight_decay))
+    opt = optimizer(param_groups(module, weight_decay, lr_by_prefix))
     if scheduler is None:
         return opt
     total = int(module.trainer.estimated_stepping_batches)

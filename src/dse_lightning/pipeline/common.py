@@ -19,11 +19,18 @@ from ..utils.checkpoint_io import AtomicCheckpointIO
 log = logging.getLogger(__name__)
 
 
-def build_datamodule(cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str, batch_size: int):
+def build_datamodule(
+    cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str, batch_size: int, seed: int | None = None
+):
+    """`seed` (default: the run's) orders the train rows; the teacher passes its own."""
     # The task goes in after instantiation: its metric configs are not for Hydra to build.
     make_dm = instantiate(cfg.data, _partial_=True, _convert_="object")
     dm: GluePairDataModule = make_dm(
-        task=task, tokenizer=tokenizer, view=view, batch_size=batch_size, seed=cfg.seed
+        task=task,
+        tokenizer=tokenizer,
+        view=view,
+        batch_size=batch_size,
+        seed=cfg.seed if seed is None else seed,
     )
     # Once a DDP process group exists (a later stage of the same job), rank 0 builds the tokenisation
     # cache and the others wait, instead of all building it at once; before, only rank 0 is running.

@@ -44,7 +44,7 @@ def teacher_key(cfg: DictConfig, dm: GluePairDataModule) -> str:
             "teacher": teacher,
             "data": {s: dm.fingerprint(s) for s in dm.task.splits},
             "max_length": dm.hparams.max_length,
-            "seed": cfg.seed,
+            "seed": cfg.teacher.seed,
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
         }
     )[:16]
@@ -153,7 +153,7 @@ def _fit_and_publish(
 
 def run_teacher(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> dict:
     """The teacher's results.json entry: name, metrics, checkpoint, logits, params, key."""
-    dm = build_datamodule(cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size)
+    dm = build_datamodule(cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size, cfg.teacher.seed)
     key = teacher_key(cfg, dm)
     store = Path(cfg.paths.cache_dir).resolve() / "teachers" / task.name / key
     data = {s: dm.num_examples(s) for s in task.splits}

@@ -1,0 +1,93 @@
+"""Run a profile's cells through the engine, skipping those that finished.
+
+A cell is done when its run dir holds a readable results.json (the engine writes it last and atomically).
+A cell killed part-way leaves no results.json; running it again resumes its teacher / student from the
+engine's work dirs in the cache (pipeline/resume.py), so `make reproduce-table` picks up where it left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..utils.io import write_json
+from .profile import Cell, Profile
+
+log = logging.getLogger(__name__)
+
+
+def is_done(cell_dir: Path) -> bool:
+    try:
+        return "teacher" in json.loads((cell_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def command(cell: Cell, cell_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "dse_lightning.train", *cell.overrides, f"hydra.run.dir={cell_dir}"]
+
+
+def _prune(cell_dir: Path) -> None:
+    """Checkpoints are hundreds of MB per cell; the table needs results.json and the exported student."""
+    for ckpt_dir in cell_dir.glob("*/checkpoints"):
+        shutil.rmtree(ckpt_dir)
+
+
+def run_cell(cell: Cell, out: Path, keep_checkpoints: bool) -> float:
+    """Run one cell (its output in <cell dir>/run.log); its wall time in seconds. Raises on failure."""
+    cell_dir = cell.dir(out)
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    with open(cell_dir / "run.log", "a") as logfile:
+        proc = subprocess.run(command(cell, cell_dir), stdout=logfile, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0 or not is_done(cell_dir):
+        raise RuntimeError(
+            f"cell {cell.task}/{cell.name} failed (exit {proc.returncode}); see {cell_dir / 'run.log'}"
+        )
+    if not keep_checkpoints:
+        _prune(cell_dir)
+    return time.time() - start
+
+
+def _record_time(out: Path, cell: Cell, seconds: float) -> None:
+    path = out / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[f"{cell.task}/{cell.name}"] = {
+        "wall_s": round(seconds, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    write_json(path, timings)
+
+
+def run_cells(profile: Profile, out: Path) -> list[str]:
+    """Run every unfinished cell in order; the names of those that failed (the others still run)."""
+    cells = profile.cells()
+    todo = [c for c in cells if not is_done(c.dir(out))]
+    log.info(
+        "%s: %d cells, %d done, %d to run -> %s",
+        profile.name,
+        len(cells),
+        len(cells) - len(todo),
+        len(todo),
+        out,
+    )
+    failed = []
+    bar = tqdm(todo, desc=f"reproduce-table ({profile.name})", unit="cell")
+    for cell in bar:
+        bar.set_postfix_str(f"{cell.task}/{cell.name}")
+        try:
+            seconds = run_cell(cell, out, profile.keep_checkpoints)
+        except RuntimeError as err:
+            log.error("%s", err)
+            failed.append(f"{cell.task}/{cell.name}")
+            continue
+        _record_time(out, cell, seconds)
+        bar.write(f"{cell.task}/{cell.name}: done in {seconds / 60:.1f} min")
+    return failed

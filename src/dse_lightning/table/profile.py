@@ -1,0 +1,89 @@
+"""A profile (experiments/paper_table/profiles/<name>.yaml) and the cells it expands to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PROFILE_DIR = Path(__file__).resolve().parents[3] / "experiments" / "paper_table" / "profiles"
+REQUIRED = ("name", "tasks", "seeds", "common", "students")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One engine run: a teacher (stage=teacher) or a student (stage=all: fits its teacher if not cached)."""
+
+    task: str
+    seed: int
+    overrides: tuple[str, ...]
+    student: str | None = None
+    alpha: float | None = None
+
+    @property
+    def name(self) -> str:
+        if self.student is None:
+            return f"teacher_s{self.seed}"
+        return f"{self.student}_a{self.alpha:g}_s{self.seed}"
+
+    def dir(self, out: Path) -> Path:
+        return out / "cells" / self.task / self.name
+
+
+@dataclass
+class Profile:
+    name: str
+    tasks: list[str]
+    seeds: list[int]
+    common: list[str]
+    students: list[dict]
+    teacher_seed: int | None = None
+    transfer: dict | None = None
+    keep_checkpoints: bool = True
+    path: Path = field(default=Path("."))
+
+    def _base(self, task: str, seed: int) -> list[str]:
+        shared = [f"teacher.seed={self.teacher_seed}"] if self.teacher_seed is not None else []
+        return [*self.common, f"task={task}", f"seed={seed}", *shared]
+
+    def teacher_cells(self) -> list[Cell]:
+        seeds = [self.teacher_seed] if self.teacher_seed is not None else self.seeds
+        return [Cell(task, s, (*self._base(task, s), "stage=teacher")) for task in self.tasks for s in seeds]
+
+    def student_cells(self) -> list[Cell]:
+        """Seed by seed, so a partial run already has every model of the first seed."""
+        cells = []
+        for seed in self.seeds:
+            for task in self.tasks:
+                for spec in self.students:
+                    extra = [
+                        f"student={spec['student']}",
+                        f"distill.alpha={spec['alpha']}",
+                        *spec["overrides"],
+                    ]
+                    overrides = (*self._base(task, seed), "stage=all", *extra)
+                    cells.append(Cell(task, seed, overrides, spec["student"], float(spec["alpha"])))
+        return cells
+
+    def cells(self) -> list[Cell]:
+        return self.teacher_cells() + self.student_cells()
+
+
+def load_profile(name_or_path: str) -> Profile:
+    """A profile by name (profiles/<name>.yaml) or path; a clear error for unknown names or missing keys."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"PROFILE={name_or_path}: no profile {path}; known profiles: {known}")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}")
+    for i, spec in enumerate(raw["students"]):
+        if not {"student", "alpha"} <= set(spec):
+            raise ValueError(f"{path}: students[{i}] needs 'student' and 'alpha', got {sorted(spec)}")
+        spec.setdefault("overrides", [])
+    return Profile(**raw, path=path)
