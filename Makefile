@@ -8,8 +8,9 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+PROFILE ?= cpu
 
-.PHONY: help install test test-slow demo bench lint clean
+.PHONY: help install test test-slow demo bench reproduce-table lint clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +35,9 @@ demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 
 bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (a few min)
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
+
+reproduce-table: install ## The paper's table: PROFILE=cpu (~2 h on 2 cores) or paper (GPUs, hub) -> experiments/paper_table/
+	$(PY) -m dse_lightning.table $(PROFILE)
 
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check src tests

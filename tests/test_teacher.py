@@ -57,3 +57,14 @@ def test_no_weight_decay_on_bias_and_layernorm() -> None:
     assert all(not names[id(p)].endswith("bias") and "LayerNorm" not in names[id(p)] for p in decay["params"])
     assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"])
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+
+
+def test_lr_by_prefix_gives_the_head_its_own_learning_rate() -> None:
+    module = tiny_teacher()
+    groups = param_groups(module, 0.01, {"model.classifier.": 1e-3})
+    assert [g.get("lr") for g in groups] == [None, None, 1e-3, 1e-3]
+    names = {id(p): n for n, p in module.named_parameters()}
+    head = [names[id(p)] for g in groups[2:] for p in g["params"]]
+    assert sorted(head) == ["model.classifier.bias", "model.classifier.weight"]
+    assert groups[3]["weight_decay"] == 0.0 and groups[2]["weight_decay"] == 0.01
+    assert sum(len(g["params"]) for g in groups) == len(list(module.parameters()))

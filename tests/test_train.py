@@ -39,6 +39,9 @@ def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrp
     assert (
         other_seed["teacher"]["reused"] is False and other_seed["teacher"]["key"] != first["teacher"]["key"]
     )
+    # teacher.seed pins the teacher: a run with another seed distils the seed-42 teacher
+    shared, _ = train(make_cfg(tmp_path, mrpc_dir, "run4", "stage=teacher", "seed=7", "teacher.seed=42"))
+    assert shared["teacher"]["reused"] is True and shared["teacher"]["key"] == first["teacher"]["key"]
 
 
 def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:

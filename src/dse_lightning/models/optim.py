@@ -16,17 +16,21 @@ def param_groups(
 ) -> list[dict]:
     """Weight decay on weights only: biases and LayerNorm gains are not decayed (BERT recipe).
 
-    `lr_by_prefix` gives parameters whose name starts with a prefix their own learning rate (a randomly
-    initialised head learns at 1e-3 while the pretrained encoder moves at 2e-5); the rest use the optimizer's.
+    Returns [decay, no_decay] groups at the optimizer's lr, then the same pair for each entry of
+    `lr_by_prefix`: parameters whose name starts with that prefix get its lr (a randomly initialised
+    head learning at 1e-3 while the pretrained encoder moves at 2e-5).
     """
-    groups: dict[tuple[float | None, bool], list] = {}
+    lrs = [None, *(lr_by_prefix or {}).values()]
+    groups = {(lr, nd): [] for lr in lrs for nd in (False, True)}
     for name, param in model.named_parameters():
         if param.requires_grad:
             lr = next((v for k, v in (lr_by_prefix or {}).items() if name.startswith(k)), None)
-            groups.setdefault((lr, name.endswith(NO_DECAY)), []).append(param)
+            groups[(lr, name.endswith(NO_DECAY))].append(param)
     return [
-        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay} | ({"lr": lr} if lr else {})
+        {"params": params, "weight_decay": 0.0 if no_decay else weight_decay}
+        | ({} if lr is None else {"lr": lr})
         for (lr, no_decay), params in groups.items()
+        if params or lr is None
     ]
 
 

@@ -82,6 +82,9 @@ def load_profile(name_or_path: str) -> Profile:
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")
+    unknown = sorted(set(raw) - set(Profile.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(Profile.__dataclass_fields__)}")
     for i, spec in enumerate(raw["students"]):
         if not {"student", "alpha"} <= set(spec):
             raise ValueError(f"{path}: students[{i}] needs 'student' and 'alpha', got {sorted(spec)}")

@@ -1,0 +1,102 @@
+"""The cells' results.json files -> one row per (task, model, alpha, metric): mean, std over seeds."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cells import is_done
+from .profile import Profile
+
+
+@dataclass
+class Group:
+    """Every finished cell of one task and model (teacher, or a student at one alpha)."""
+
+    task: str
+    model: str  # "teacher" or the student's name
+    alpha: float | None
+    results: list[dict] = field(default_factory=list)
+    transfer: list[float] = field(default_factory=list)
+
+    def _entries(self) -> list[dict]:
+        return [r["teacher"] if self.model == "teacher" else r["student"] for r in self.results]
+
+    def values(self, metric: str) -> list[float]:
+        return [e["metrics"][metric] for e in self._entries() if metric in e["metrics"]]
+
+    def degradation(self, metric: str) -> list[float]:
+        """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
+        if self.model == "teacher":
+            return []
+        return [e["relative_degradation"][metric] for e in self._entries()]
+
+    def mean_of(self, key: str) -> float | None:
+        vals = [e[key] for e in self._entries() if e.get(key) is not None]
+        return statistics.fmean(vals) if vals else None
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def collect(profile: Profile, out: Path) -> dict[tuple, Group]:
+    """Groups keyed by (task, model, alpha), in the profile's order; cells not finished are absent."""
+    groups: dict[tuple, Group] = {}
+    for task in profile.tasks:  # keep the table's order even when cells finish out of order
+        groups[(task, "teacher", None)] = Group(task, "teacher", None)
+        for spec in profile.students:
+            key = (task, spec["student"], float(spec["alpha"]))
+            groups[key] = Group(*key)
+    for cell in profile.cells():
+        cell_dir = cell.dir(out)
+        if not is_done(cell_dir):
+            continue
+        key = (cell.task, cell.student or "teacher", cell.alpha)
+        groups[key].results.append(json.loads((cell_dir / "results.json").read_text()))
+        if (cell_dir / "transfer.json").is_file():
+            groups[key].transfer.append(json.loads((cell_dir / "transfer.json").read_text())["spearman"])
+    return groups
+
+
+def metric_names(groups: dict[tuple, Group], task: str) -> list[str]:
+    names: dict[str, None] = {}
+    for g in groups.values():
+        if g.task == task:
+            for r in g.results:
+                names.update(dict.fromkeys(r["teacher"]["metrics"]))
+    return list(names)
+
+
+def rows(groups: dict[tuple, Group]) -> list[dict]:
+    """The long table (results.csv): one row per task, model, alpha and metric."""
+    out = []
+    by_task = defaultdict(list)
+    for g in groups.values():
+        by_task[g.task].append(g)
+    for task, task_groups in by_task.items():
+        for metric in metric_names(groups, task):
+            for g in task_groups:
+                mean, std = mean_std(g.values(metric))
+                deg, _ = mean_std(g.degradation(metric))
+                out.append(
+                    {
+                        "task": task,
+                        "model": "teacher" if g.model == "teacher" else "student",
+                        "student": "" if g.model == "teacher" else g.model,
+                        "alpha": "" if g.alpha is None else g.alpha,
+                        "metric": metric,
+                        "mean": mean,
+                        "std": std,
+                        "n": len(g.values(metric)),
+                        "relative_degradation": deg,
+                        "params": g.mean_of("params"),
+                        "train_time_s": g.mean_of("train_time_s"),
+                    }
+                )
+    return out

@@ -1,0 +1,208 @@
+"""results.csv, results.md and results.png of a profile, with the published numbers beside ours."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import platform
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from ..utils.io import atomic_path
+from .collect import Group, collect, mean_std, metric_names, rows
+from .plot import bar_chart
+from .profile import PROFILE_DIR, Profile
+from .summary import PAPER_TASKS, average_degradation, bench_speedup
+
+log = logging.getLogger(__name__)
+REFERENCE = PROFILE_DIR.parent / "reference.yaml"
+BENCH = PROFILE_DIR.parents[1] / "bench" / "results.json"
+
+
+def published(ref: dict, row: dict) -> tuple[float | None, str]:
+    """The published number (percent) matching a row, and its source."""
+    task, metric = row["task"], row["metric"]
+    if row["model"] == "teacher":
+        return ref["bert_large"]["tasks"].get(task, {}).get(metric), ref["bert_large"]["source"]
+    if row["student"] == "bilstm":
+        which = "distilled" if row["alpha"] else "baseline"
+        return ref["bilstm"][which].get(task, {}).get(metric), ref["bilstm"]["source"]
+    return None, ""
+
+
+def write_csv(path: Path, table: list[dict], ref: dict) -> None:
+    for row in table:
+        row["published"], row["published_source"] = published(ref, row)
+        if row["published"] is None:
+            row["published_source"] = ""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows(table)
+
+
+def _pm(values: list[float], pct: bool = False) -> str:
+    """mean ± std (the mean alone for one value); pct: in percent."""
+    mean, std = mean_std(values)
+    if mean is None:
+        return "-"
+    scale, unit, digits = (100, "%", 2) if pct else (1, "", 4)
+    if len(values) == 1:
+        return f"{mean * scale:.{digits}f}{unit}"
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}{unit}"
+
+
+def _label(g: Group) -> str:
+    if g.model == "teacher":
+        return f"teacher ({g.results[0]['teacher']['name']})" if g.results else "teacher"
+    return f"{g.model} (alpha {g.alpha:g})"
+
+
+def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -> list[str]:
+    metrics = metric_names(groups, task)
+    head = [
+        "model",
+        "n",
+        *metrics,
+        "rel. degradation",
+        "params",
+        "speed-up, 10k candidates",
+        "published (test)",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for g in (g for g in groups.values() if g.task == task):
+        pub = [
+            f"{m} {v}" for m in metrics if (v := published(ref, {"task": task, "metric": m, **_kind(g)})[0])
+        ]
+        if g.model == "dse" and g.alpha:
+            pub = [f"avg. rel. degradation {ref['dse']['average_relative_degradation']}%"]
+        deg = [x for m in metrics for x in g.degradation(m)]
+        params = g.mean_of("params")
+        cells = [
+            _label(g),
+            str(len(g.results)),
+            *(_pm(g.values(m)) for m in metrics),
+            _pm(deg, pct=True) if deg else "-",
+            f"{params / 1e6:.1f}M" if params else "-",
+            f"{speed['concat']:.0f}×" if g.model == "dse" and "concat" in speed else "-",
+            ", ".join(pub) or "-",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _kind(g: Group) -> dict:
+    return {"model": "teacher" if g.model == "teacher" else "student", "student": g.model, "alpha": g.alpha}
+
+
+def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[str]:
+    lines = []
+    dse_alphas = sorted({float(s["alpha"]) for s in profile.students if s["student"] == "dse" and s["alpha"]})
+    paper_tasks = [t for t in profile.tasks if t in PAPER_TASKS]
+    other = [t for t in profile.tasks if t not in PAPER_TASKS]
+    for alpha in dse_alphas:
+        avg = average_degradation(groups, "dse", alpha, paper_tasks)
+        rest = average_degradation(groups, "dse", alpha, other)["per_task"]
+        per = ", ".join(f"{t} {v:.2%}" for t, v in {**avg["per_task"], **rest}.items() if v is not None)
+        if avg["mean"] is not None:
+            lines.append(
+                f"- **dse (alpha {alpha:g}) average relative degradation over {', '.join(avg['per_task'])}: "
+                f"{avg['mean']:.2%}** (published: {ref['dse']['average_relative_degradation']}% over the "
+                f"paper's five tasks with BERT-large; {ref['dse']['source']}). Per task: {per}."
+            )
+    distilled = sorted(
+        {float(s["alpha"]) for s in profile.students if s["student"] == "bilstm" and s["alpha"]}
+    )
+    for alpha in distilled:
+        with_kd = average_degradation(groups, "bilstm", alpha, profile.tasks)
+        without = average_degradation(groups, "bilstm", 0.0, profile.tasks)
+        if with_kd["mean"] is not None and without["mean"] is not None:
+            verdict = "helps" if with_kd["mean"] < without["mean"] else "does not help"
+            lines.append(
+                f"- **Distillation {verdict} the BiLSTM on average**: relative degradation "
+                f"{with_kd['mean']:.2%} at alpha {alpha:g} vs {without['mean']:.2%} at alpha 0 "
+                f"(mean over {', '.join(with_kd['per_task'])})."
+            )
+    return lines
+
+
+def _transfer(groups: dict[tuple, Group], out: Path, profile: Profile) -> list[str]:
+    backbone = out / "cells" / "backbone" / "transfer.json"
+    if not profile.transfer or not backbone.is_file():
+        return []
+    spec = profile.transfer
+    base = json.loads(backbone.read_text())
+    lines = [
+        f"## Transfer: zero-shot {spec['task']} {spec.get('split', 'dev')}",
+        "",
+        "Each sentence embedded alone; Spearman of the cosine of the two embeddings with the gold score.",
+        "",
+        "| model | distilled on | Spearman (mean ± std over seeds) | n |",
+        "|---|---|---|---|",
+        f"| backbone before distillation, mean pooling | - | {base['spearman']:.4f} | 1 |",
+    ]
+    for g in groups.values():
+        if g.transfer:
+            lines.append(f"| {_label(g)} | {g.task} | {_pm(g.transfer)} | {len(g.transfer)} |")
+    return lines
+
+
+def _provenance(out: Path) -> list[str]:
+    timings = out / "timings.json"
+    total = sum(t["wall_s"] for t in json.loads(timings.read_text()).values()) if timings.is_file() else None
+    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    line = f"Machine: {machine}."
+    if total:
+        line += f" Cell wall time, summed over the cells run: {total / 3600:.2f} h (timings.json)."
+    return [line]
+
+
+def _references(ref: dict) -> list[str]:
+    return [
+        "## Published reference numbers",
+        "",
+        f"- DSE: {ref['dse']['average_relative_degradation']}% average relative degradation against "
+        f"BERT-large ({ref['dse']['source']}; {ref['dse']['note']}).",
+        f"- Teacher rows: BERT-large on the GLUE test server ({ref['bert_large']['source']}).",
+        f"- BiLSTM: {ref['bilstm']['source']} ({ref['bilstm']['note']}). Distilled (BiLSTM_SOFT): "
+        f"{_numbers(ref['bilstm']['distilled'])}; labels only: {_numbers(ref['bilstm']['baseline'])}.",
+        "- Ours are dev-set numbers (GLUE test labels are not public); published ones are test-set numbers.",
+    ]
+
+
+def _numbers(by_task: dict) -> str:
+    return "; ".join(f"{t} " + ", ".join(f"{m} {v}" for m, v in ms.items()) for t, ms in by_task.items())
+
+
+def markdown(groups: dict[tuple, Group], profile: Profile, out: Path, ref: dict, speed: dict) -> str:
+    lines = [f"# The DSE paper's table, profile `{profile.name}`", "", *_provenance(out), ""]
+    lines += ["## Summary", "", *_summary(groups, profile, ref), ""]
+    lines += ["## Dev results (mean ± std over seeds)", ""]
+    for task in profile.tasks:
+        lines += [f"### {task}", "", *_task_table(groups, task, ref, speed), ""]
+    if speed:
+        lines += [
+            f"Speed-up: scoring one query against 10,000 candidates with cached candidate embeddings vs the "
+            f"cross-encoder (concat head {speed.get('concat', 0):.0f}×, "
+            f"dot head {speed.get('dot', 0):.0f}×), from `make bench` (experiments/bench).",
+            "",
+        ]
+    lines += [*_transfer(groups, out, profile), "", *_references(ref), ""]
+    return "\n".join(lines)
+
+
+def render(profile: Profile, out: Path, reference: Path = REFERENCE, bench: Path = BENCH) -> None:
+    groups = collect(profile, out)
+    table = rows(groups)
+    if not any(g.results for g in groups.values()):
+        raise FileNotFoundError(f"{out}: no finished cells to render; run the cells first")
+    ref = OmegaConf.to_container(OmegaConf.load(reference))
+    speed = bench_speedup(bench)
+    write_csv(out / "results.csv", table, ref)
+    with atomic_path(out / "results.md") as tmp:
+        tmp.write_text(markdown(groups, profile, out, ref, speed))
+    bar_chart(groups, profile, out / "results.png")
+    log.info("rendered %s/results.{md,csv,png}", out)

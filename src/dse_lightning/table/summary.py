@@ -1,0 +1,38 @@
+"""The table's headline numbers: the dse student's average relative degradation (the paper's 4.6%),
+the BiLSTM's gain from distillation, and the scoring speed-up measured by `make bench`."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from .collect import Group, metric_names
+
+PAPER_TASKS = ("mrpc", "qqp", "mnli", "qnli", "stsb")  # the five tasks the paper's 4.6% averages over
+
+
+def task_degradation(group: Group, metrics: list[str]) -> float | None:
+    """Mean over the task's metrics of the mean over seeds of the relative degradation."""
+    per_metric = [statistics.fmean(d) for m in metrics if (d := group.degradation(m))]
+    return statistics.fmean(per_metric) if per_metric else None
+
+
+def average_degradation(groups: dict[tuple, Group], student: str, alpha: float, tasks) -> dict:
+    """{task: degradation} over `tasks` that have results, and their mean (the paper's definition as we
+    read it: each task's relative drop against the teacher, averaged over tasks)."""
+    per_task = {}
+    for task in tasks:
+        group = groups.get((task, student, alpha))
+        if group and group.results:
+            per_task[task] = task_degradation(group, metric_names(groups, task))
+    values = [v for v in per_task.values() if v is not None]
+    return {"per_task": per_task, "mean": statistics.fmean(values) if values else None}
+
+
+def bench_speedup(path: Path, n: int = 10_000) -> dict[str, float]:
+    """Query-vs-n-candidates speed-up over the cross-encoder, by student head, from make bench."""
+    if not path.is_file():
+        return {}
+    rows = json.loads(path.read_text()).get("rows", [])
+    return {r["head"]: r["speedup"] for r in rows if r["n"] == n}

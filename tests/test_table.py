@@ -1,0 +1,187 @@
+"""make reproduce-table: profiles -> cells, resumable cell runs, the rendered table (synthetic results)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import write_tsv
+from dse_lightning.table import cells as cells_mod
+from dse_lightning.table.__main__ import main
+from dse_lightning.table.profile import load_profile
+from dse_lightning.table.render import render
+
+METRICS = {"mrpc": ("acc", "f1"), "stsb": ("pearson", "spearman")}
+
+
+def write_profile(tmp_path: Path, **extra) -> Path:
+    spec = {
+        "name": "t",
+        "tasks": ["mrpc", "stsb"],
+        "seeds": [1, 2],
+        "teacher_seed": 1,
+        "common": ["logger=none"],
+        "students": [
+            {"student": "dse", "alpha": 0.5, "overrides": ["student.max_epochs=1"]},
+            {"student": "dse", "alpha": 0},
+            {"student": "bilstm", "alpha": 0.5},
+            {"student": "bilstm", "alpha": 0},
+        ],
+        **extra,
+    }
+    path = tmp_path / "t.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_cpu_profile_expands_to_every_cell() -> None:
+    profile = load_profile("cpu")
+    cells = profile.cells()
+    assert len(profile.teacher_cells()) == 3  # one shared teacher per task
+    assert len(profile.student_cells()) == 3 * 3 * 4  # tasks x seeds x (dse, bilstm) x (alpha 0.5, 0)
+    assert len({c.name + c.task for c in cells}) == len(cells)
+    assert all("teacher.seed=42" in c.overrides for c in cells)
+    assert load_profile("paper").teacher_cells()[0].overrides[0] == "experiment=paper"
+
+
+def test_profile_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="known profiles: .*cpu"):
+        load_profile("nosuch")
+    with pytest.raises(ValueError, match="unknown key"):
+        load_profile(str(write_profile(tmp_path, colour="red")))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"name": "x", "tasks": ["mrpc"], "seeds": [1], "common": []}))
+    with pytest.raises(ValueError, match="missing key.*students"):
+        load_profile(str(bad))
+
+
+def fake_results(task: str, seed: int, student: str | None, alpha: float | None) -> dict:
+    """A results.json whose metrics are a known function of the cell: teacher 0.8, students lower."""
+    names = METRICS[task]
+    teacher = {
+        "name": "minilm",
+        "metrics": dict.fromkeys(names, 0.8),
+        "params": 22_000_000,
+        "train_time_s": 10,
+    }
+    results = {"task": task, "seed": seed, "teacher": teacher, "config": {"student": {"backbone": "b"}}}
+    if student:
+        score = (0.76 if student == "dse" else 0.70) + (0.02 if alpha else 0.0) + 0.01 * (seed - 1)
+        metrics = dict.fromkeys(names, score)
+        degradation = {m: (0.8 - score) / 0.8 for m in names}
+        results["student"] = {
+            "name": student,
+            "alpha": alpha,
+            "metrics": metrics,
+            "relative_degradation": degradation,
+            "params": 25_000_000 if student == "dse" else 12_000_000,
+        }
+    return results
+
+
+def fake_run(calls: list, fail: set[str] = frozenset()):
+    """Stands in for subprocess.run of the engine: writes the cell's results.json (or fails)."""
+
+    def run(cmd, **kwargs):
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        ov = dict(a.split("=", 1) for a in cmd if "=" in a and not a.startswith("hydra"))
+        calls.append(run_dir.name)
+        if run_dir.name in fail:
+            return subprocess.CompletedProcess(cmd, 1)
+        alpha = float(ov["distill.alpha"]) if "student" in ov else None
+        res = fake_results(ov["task"], int(ov["seed"]), ov.get("student"), alpha)
+        (run_dir / "results.json").write_text(json.dumps(res))
+        (run_dir / "student" / "checkpoints").mkdir(parents=True)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    return run
+
+
+def test_cells_resume_skip_finished_and_survive_failures(tmp_path: Path, monkeypatch) -> None:
+    profile = load_profile(str(write_profile(tmp_path, keep_checkpoints=False)))
+    calls: list[str] = []
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run(calls, fail={"bilstm_a0_s2"}))
+    failed = cells_mod.run_cells(profile, tmp_path / "out")
+    assert len(calls) == 2 + 2 * 2 * 4  # every cell once
+    assert sorted(failed) == ["mrpc/bilstm_a0_s2", "stsb/bilstm_a0_s2"]
+    assert not list((tmp_path / "out").glob("cells/*/*/student/checkpoints"))  # pruned after success
+    calls.clear()
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run(calls))
+    assert cells_mod.run_cells(profile, tmp_path / "out") == []
+    assert sorted(calls) == ["bilstm_a0_s2", "bilstm_a0_s2"]  # only what had failed runs again
+    timings = json.loads((tmp_path / "out" / "timings.json").read_text())
+    assert len(timings) == 18
+
+
+def test_render_means_degradation_and_published_columns(tmp_path: Path, monkeypatch) -> None:
+    path = write_profile(tmp_path)
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run([]))
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--stage", "cells"]) == 0
+    render(load_profile(str(path)), out)
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {"task", "student", "alpha", "metric", "mean", "std", "relative_degradation"} <= set(rows[0])
+    dse = next(r for r in rows if r["task"] == "mrpc" and r["student"] == "dse" and r["alpha"] == "0.5")
+    assert float(dse["mean"]) == pytest.approx(0.785)  # seeds 1, 2: 0.78, 0.79
+    assert float(dse["std"]) == pytest.approx(0.00707, abs=1e-4)
+    assert float(dse["relative_degradation"]) == pytest.approx((0.8 - 0.785) / 0.8)
+    teacher_f1 = next(
+        r for r in rows if r["task"] == "mrpc" and r["model"] == "teacher" and r["metric"] == "f1"
+    )
+    assert float(teacher_f1["published"]) == 89.3 and "Devlin" in teacher_f1["published_source"]
+    md = (out / "results.md").read_text()
+    assert "dse (alpha 0.5) average relative degradation over mrpc, stsb: 1.88%" in md
+    assert "Distillation helps the BiLSTM on average" in md
+    assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no finished cells"):
+        render(load_profile(str(write_profile(tmp_path))), tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_reproduce_table_end_to_end_then_skips(
+    tmp_path: Path, tiny_backbone: Path, mrpc_dir: Path, monkeypatch
+) -> None:
+    """Real engine cells (tiny BERT, fixture MRPC), transfer on a fixture STS-B dev, render; a rerun skips."""
+    sts = tmp_path / "sts"
+    write_tsv(
+        sts / "STS-B/dev.tsv",
+        ["index", "sentence1", "sentence2", "score"],
+        [[str(i), f"A man plays {i} songs.", f"A man plays {i % 5} songs.", str(i % 6)] for i in range(24)],
+    )
+    common = [
+        "logger=none", f"teacher.backbone={tiny_backbone}", f"data.dir={mrpc_dir}",
+        f"paths.cache_dir={tmp_path / 'cache'}", "teacher.max_epochs=1", "student.max_epochs=1",
+        "teacher.batch_size=8", "student.batch_size=8", "data.eval_batch_size=4",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    path = write_profile(
+        tmp_path,
+        tasks=["mrpc"],
+        common=common,
+        students=[{"student": "dse", "alpha": 0.5}, {"student": "bilstm", "alpha": 0}],
+        transfer={"task": "stsb", "split": "dev", "data_dir": str(sts)},
+        keep_checkpoints=False,
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out)]) == 0
+    cells = sorted(p.parent.name for p in out.glob("cells/mrpc/*/results.json"))
+    assert cells == ["bilstm_a0_s1", "bilstm_a0_s2", "dse_a0.5_s1", "dse_a0.5_s2", "teacher_s1"]
+    teachers = {json.loads(p.read_text())["teacher"]["key"] for p in out.glob("cells/mrpc/*/results.json")}
+    assert len(teachers) == 1  # teacher_seed: every student seed distils the same teacher
+    for name in ("dse_a0.5_s1", "dse_a0.5_s2", "../backbone"):
+        transfer = json.loads((out / "cells" / "mrpc" / name / "transfer.json").read_text())
+        assert -1 <= transfer["spearman"] <= 1 and transfer["pairs"] == 24
+    assert not list(out.glob("cells/*/*/*/checkpoints"))
+    before = (out / "results.csv").read_text()
+    monkeypatch.setattr(cells_mod.subprocess, "run", lambda *a, **k: pytest.fail("a finished cell ran again"))
+    assert main([str(path), "--out", str(out)]) == 0
+    assert (out / "results.csv").read_text() == before
