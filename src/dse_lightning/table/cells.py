@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from ..utils.io import write_json
@@ -58,6 +59,11 @@ def run_cell(cell: Cell, out: Path, keep_checkpoints: bool) -> float:
 
 def _record_time(out: Path, cell: Cell, seconds: float) -> None:
     path = out / "timings.json"
+    with FileLock(out / ".timings.lock"):
+        _update_timings(path, cell, seconds)
+
+
+def _update_timings(path: Path, cell: Cell, seconds: float) -> None:
     timings = json.loads(path.read_text()) if path.is_file() else {}
     timings[f"{cell.task}/{cell.name}"] = {
         "wall_s": round(seconds, 1),
@@ -82,12 +88,21 @@ def run_cells(profile: Profile, out: Path) -> list[str]:
     bar = tqdm(todo, desc=f"reproduce-table ({profile.name})", unit="cell")
     for cell in bar:
         bar.set_postfix_str(f"{cell.task}/{cell.name}")
+        cell.dir(out).mkdir(parents=True, exist_ok=True)
+        # Several runners may share the cells (e.g. two single-thread workers on two cores): each takes
+        # the cells no other runner holds.
         try:
-            seconds = run_cell(cell, out, profile.keep_checkpoints)
+            with FileLock(cell.dir(out) / ".lock", timeout=0):
+                if is_done(cell.dir(out)):
+                    continue
+                seconds = run_cell(cell, out, profile.keep_checkpoints)
+                _record_time(out, cell, seconds)
+        except Timeout:
+            bar.write(f"{cell.task}/{cell.name}: another runner has it")
+            continue
         except RuntimeError as err:
             log.error("%s", err)
             failed.append(f"{cell.task}/{cell.name}")
             continue
-        _record_time(out, cell, seconds)
         bar.write(f"{cell.task}/{cell.name}: done in {seconds / 60:.1f} min")
     return failed
