@@ -9,6 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 PROFILE ?= cpu
+TABLE_ARGS ?=
 
 .PHONY: help install test test-slow demo bench reproduce-table lint clean
 
@@ -37,7 +38,7 @@ bench: install ## Scoring speed: cross-encoder vs student with cached candidates
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
 reproduce-table: install ## The paper's table: PROFILE=cpu (~2 h on 2 cores) or paper (GPUs, hub) -> experiments/paper_table/
-	$(PY) -m dse_lightning.table $(PROFILE)
+	$(PY) -m dse_lightning.table $(PROFILE) $(TABLE_ARGS)
 
 lint: install ## ruff check + format check
 	$(VENV)/bin/ruff check src tests

@@ -169,6 +169,7 @@ def test_reproduce_table_end_to_end_then_skips(
         students=[{"student": "dse", "alpha": 0.5}, {"student": "bilstm", "alpha": 0}],
         transfer={"task": "stsb", "split": "dev", "data_dir": str(sts)},
         keep_checkpoints=False,
+        workers=2,  # a second runner process shares the cells through their locks
     )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
@@ -181,6 +182,7 @@ def test_reproduce_table_end_to_end_then_skips(
         transfer = json.loads((out / "cells" / "mrpc" / name / "transfer.json").read_text())
         assert -1 <= transfer["spearman"] <= 1 and transfer["pairs"] == 24
     assert not list(out.glob("cells/*/*/*/checkpoints"))
+    assert len(json.loads((out / "timings.json").read_text())) == 5  # each cell ran once
     before = (out / "results.csv").read_text()
     monkeypatch.setattr(cells_mod.subprocess, "run", lambda *a, **k: pytest.fail("a finished cell ran again"))
     assert main([str(path), "--out", str(out)]) == 0

@@ -19,15 +19,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="output dir (default: next to the profiles, <name>/)"
     )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parallel cell runners (default: the profile's)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     profile = load_profile(args.profile)
     out = args.out or PROFILE_DIR.parent / profile.name
     failed: list[str] = []
     if args.stage in ("cells", "all"):
-        from .cells import run_cells
+        from .cells import run_cells_parallel
 
-        failed = run_cells(profile, out)
+        failed = run_cells_parallel(profile, out, args.workers or profile.workers, args.profile)
     if args.stage in ("transfer", "all"):
         from .transfer import run_transfer
 

@@ -41,6 +41,7 @@ class Profile:
     teacher_seed: int | None = None
     transfer: dict | None = None
     keep_checkpoints: bool = True
+    workers: int = 1  # cell runners in parallel, each with cores / workers threads
     path: Path = field(default=Path("."))
 
     def _base(self, task: str, seed: int) -> list[str]:
