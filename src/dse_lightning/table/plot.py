@@ -30,9 +30,10 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
         lows = [v for g in task_groups for m in metrics for v in g.values(m)]
         ax.set_ylim(max(0.0, min(lows) - 0.1), min(1.0, max(lows) + 0.05))
         ax.set_title(f"{task} (dev)")
-    axes[0][0].legend(fontsize=8, loc="lower left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)  # outside the axes: no bar hidden
     fig.suptitle(f"teacher vs students, profile {profile.name} (mean ± std over seeds)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)

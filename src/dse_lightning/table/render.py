@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import platform
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import torch
@@ -151,12 +153,19 @@ def _transfer(groups: dict[tuple, Group], out: Path, profile: Profile) -> list[s
 
 
 def _provenance(out: Path) -> list[str]:
-    timings = out / "timings.json"
-    total = sum(t["wall_s"] for t in json.loads(timings.read_text()).values()) if timings.is_file() else None
-    machine = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     line = f"Machine: {machine}."
-    if total:
-        line += f" Cell wall time, summed over the cells run: {total / 3600:.2f} h (timings.json)."
+    timings_path = out / "timings.json"
+    if timings_path.is_file():
+        timings = json.loads(timings_path.read_text()).values()
+        total = sum(t["wall_s"] for t in timings)
+        ends = [datetime.fromisoformat(t["finished"]) for t in timings]
+        starts = [e - timedelta(seconds=t["wall_s"]) for e, t in zip(ends, timings, strict=True)]
+        elapsed = (max(ends) - min(starts)).total_seconds()
+        line += (
+            f" Cells: {total / 3600:.2f} h of cell wall time in total, {elapsed / 3600:.2f} h from the first"
+            " cell's start to the last one's end (cells run in parallel when `workers` > 1; timings.json)."
+        )
     return [line]
 
 
