@@ -148,7 +148,10 @@ def _transfer(groups: dict[tuple, Group], out: Path, profile: Profile) -> list[s
     ]
     for g in groups.values():
         if g.transfer:
-            lines.append(f"| {_label(g)} | {g.task} | {_pm(g.transfer)} | {len(g.transfer)} |")
+            where = (
+                f"{g.task} (in-task: its encoder saw {g.task} train)" if g.task == spec["task"] else g.task
+            )
+            lines.append(f"| {_label(g)} | {where} | {_pm(g.transfer)} | {len(g.transfer)} |")
     return lines
 
 
