@@ -11,6 +11,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
@@ -69,6 +70,7 @@ def train(cfg: DictConfig) -> tuple[dict, dict]:
         results["student"] = run_distill(cfg, task, teacher, run_dir)
     results |= {
         "commit": git_commit(),
+        "torch_threads": torch.get_num_threads(),  # CPU float sums, hence a few predictions, depend on it
         "overrides": job_overrides(),
         "config": config_dict(cfg, drop=("hydra",)),
     }
