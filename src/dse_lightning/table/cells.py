@@ -44,8 +44,7 @@ def _prune(cell_dir: Path) -> None:
 
 def run_cell(cell: Cell, out: Path, keep_checkpoints: bool) -> float:
     """Run one cell (its output in <cell dir>/run.log); its wall time in seconds. Raises on failure."""
-    cell_dir = cell.dir(out)
-    cell_dir.mkdir(parents=True, exist_ok=True)
+    cell_dir = cell.dir(out)  # run_cells made it, to hold the cell's lock
     start = time.time()
     with open(cell_dir / "run.log", "a") as logfile:
         proc = subprocess.run(command(cell, cell_dir), stdout=logfile, stderr=subprocess.STDOUT, check=False)

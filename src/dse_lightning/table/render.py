@@ -24,20 +24,22 @@ REFERENCE = PROFILE_DIR.parent / "reference.yaml"
 BENCH = PROFILE_DIR.parents[1] / "bench" / "results.json"
 
 
-def published(ref: dict, row: dict) -> tuple[float | None, str]:
-    """The published number (percent) matching a row, and its source."""
-    task, metric = row["task"], row["metric"]
-    if row["model"] == "teacher":
+def published(ref: dict, task: str, metric: str, model: str, alpha: float | None) -> tuple[float | None, str]:
+    """The published number (percent) of a task metric for `model` ("teacher" or a student); its source."""
+    if model == "teacher":
         return ref["bert_large"]["tasks"].get(task, {}).get(metric), ref["bert_large"]["source"]
-    if row["student"] == "bilstm":
-        which = "distilled" if row["alpha"] else "baseline"
+    if model == "bilstm":
+        which = "distilled" if alpha else "baseline"
         return ref["bilstm"][which].get(task, {}).get(metric), ref["bilstm"]["source"]
     return None, ""
 
 
 def write_csv(path: Path, table: list[dict], ref: dict) -> None:
     for row in table:
-        row["published"], row["published_source"] = published(ref, row)
+        model = row["student"] or row["model"]  # the student's name, or "teacher"
+        row["published"], row["published_source"] = published(
+            ref, row["task"], row["metric"], model, row["alpha"]
+        )
         if row["published"] is None:
             row["published_source"] = ""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -76,12 +78,10 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for g in (g for g in groups.values() if g.task == task):
-        pub = [
-            f"{m} {v}" for m in metrics if (v := published(ref, {"task": task, "metric": m, **_kind(g)})[0])
-        ]
+        pub = [f"{m} {v}" for m in metrics if (v := published(ref, task, m, g.model, g.alpha)[0])]
         if g.model == "dse" and g.alpha:
             pub = [f"avg. rel. degradation {ref['dse']['average_relative_degradation']}%"]
-        deg = [x for m in metrics for x in g.degradation(m)]
+        deg = g.degradation("mean")  # per seed, the mean over the task's metrics
         params = g.mean_of("params")
         cells = [
             _label(g),
@@ -94,10 +94,6 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def _kind(g: Group) -> dict:
-    return {"model": "teacher" if g.model == "teacher" else "student", "student": g.model, "alpha": g.alpha}
 
 
 def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[str]:

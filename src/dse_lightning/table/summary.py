@@ -7,15 +7,16 @@ import json
 import statistics
 from pathlib import Path
 
-from .collect import Group, metric_names
+from .collect import Group
 
 PAPER_TASKS = ("mrpc", "qqp", "mnli", "qnli", "stsb")  # the five tasks the paper's 4.6% averages over
 
 
-def task_degradation(group: Group, metrics: list[str]) -> float | None:
-    """Mean over the task's metrics of the mean over seeds of the relative degradation."""
-    per_metric = [statistics.fmean(d) for m in metrics if (d := group.degradation(m))]
-    return statistics.fmean(per_metric) if per_metric else None
+def task_degradation(group: Group) -> float | None:
+    """Mean over seeds of each run's relative degradation averaged over the task's metrics (the engine's
+    `relative_degradation.mean`)."""
+    per_seed = group.degradation("mean")
+    return statistics.fmean(per_seed) if per_seed else None
 
 
 def average_degradation(groups: dict[tuple, Group], student: str, alpha: float, tasks) -> dict:
@@ -25,7 +26,7 @@ def average_degradation(groups: dict[tuple, Group], student: str, alpha: float, 
     for task in tasks:
         group = groups.get((task, student, alpha))
         if group and group.results:
-            per_task[task] = task_degradation(group, metric_names(groups, task))
+            per_task[task] = task_degradation(group)
     values = [v for v in per_task.values() if v is not None]
     return {"per_task": per_task, "mean": statistics.fmean(values) if values else None}
 
