@@ -149,3 +149,19 @@ def test_corrupted_export_is_refused(tokenizer_path: str, tmp_path: Path) -> Non
         match=r"export: a truncated or corrupted student export \(encoder\.safetensors does not match",
     ):
         load_student(out)
+
+
+def test_head_lr_reaches_the_optimizer_for_the_head_only() -> None:
+    task = load_task("mrpc")
+    module = DistillModule(
+        task,
+        tiny_student("dse"),
+        DistillLoss("binary"),
+        optimizer=partial(torch.optim.AdamW, lr=1e-5),
+        head_lr=1e-3,
+    )
+    opt = module.configure_optimizers()  # no scheduler: the optimizer alone
+    head = {id(p) for p in module.student.head.parameters()}
+    for group in opt.param_groups:
+        assert {id(p) in head for p in group["params"]} == {group["lr"] == 1e-3}
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(module.parameters()))

@@ -46,6 +46,12 @@ class PairTaskModule(pl.LightningModule):
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         return {"ids": batch["ids"], "logits": self(batch).float().cpu()}
 
+    def lr_by_prefix(self) -> dict[str, float] | None:
+        """Parameter-name prefixes trained at their own learning rate; None: one lr for all."""
+        return None
+
     def configure_optimizers(self):
         hp = self.hparams
-        return configure_adamw(self, hp.optimizer, hp.scheduler, hp.weight_decay, hp.warmup_ratio)
+        return configure_adamw(
+            self, hp.optimizer, hp.scheduler, hp.weight_decay, hp.warmup_ratio, self.lr_by_prefix()
+        )

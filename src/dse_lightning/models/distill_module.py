@@ -18,7 +18,6 @@ from ..losses import DistillLoss, task_loss
 from .base import PairTaskModule
 from .build import teacher_targets
 from .components.student import SiameseStudent
-from .optim import configure_adamw
 
 
 class DistillModule(PairTaskModule):
@@ -42,10 +41,9 @@ class DistillModule(PairTaskModule):
         # Online targets: a frozen cross-encoder scores each train batch's pairs (batch["pair"]).
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
 
-    def configure_optimizers(self):
-        hp = self.hparams
-        head = {"student.head.": hp.head_lr} if hp.get("head_lr") else None  # None: one lr for all
-        return configure_adamw(self, hp.optimizer, hp.scheduler, hp.weight_decay, hp.warmup_ratio, head)
+    def lr_by_prefix(self) -> dict[str, float] | None:
+        # The pair head starts from random weights while the encoder is pretrained: it may learn faster.
+        return {"student.head.": self.hparams.head_lr} if self.hparams.get("head_lr") else None
 
     def train(self, mode: bool = True) -> DistillModule:
         super().train(mode)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -42,7 +42,6 @@ class Profile:
     transfer: dict | None = None
     keep_checkpoints: bool = True
     workers: int = 1  # cell runners in parallel, each with cores / workers threads
-    path: Path = field(default=Path("."))
 
     def _base(self, task: str, seed: int) -> list[str]:
         shared = [f"teacher.seed={self.teacher_seed}"] if self.teacher_seed is not None else []
@@ -90,4 +89,4 @@ def load_profile(name_or_path: str) -> Profile:
         if not {"student", "alpha"} <= set(spec):
             raise ValueError(f"{path}: students[{i}] needs 'student' and 'alpha', got {sorted(spec)}")
         spec.setdefault("overrides", [])
-    return Profile(**raw, path=path)
+    return Profile(**raw)
