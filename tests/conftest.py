@@ -13,11 +13,10 @@ import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from dse_lightning.data.tasks import TaskSpec
-from dse_lightning.resolvers import embedded_model_dir, register_resolvers
+from dse_lightning.config import embedded_model_dir, register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -151,10 +150,6 @@ def glue_fixture_dir(tmp_path: Path) -> Path:
     write_tsv(root / "MNLI/dev_mismatched.tsv", MNLI_DEV_HEADER, _mnli_dev(6, 50))
     write_tsv(root / "QNLI/dev.tsv", *FIXTURES["QNLI/train.tsv"][:1], FIXTURES["QNLI/train.tsv"][1][:10])
     return root
-
-
-def load_task(name: str) -> TaskSpec:
-    return TaskSpec.from_config(OmegaConf.load(ROOT / "conf" / "task" / f"{name}.yaml"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from conftest import TINY_BERT
 from dse_lightning.bench.__main__ import main as bench_main
 from dse_lightning.bench.flops import concat_flops, flop_bounds, teacher_flops_per_pair
-from dse_lightning.resolvers import embedded_model_dir
+from dse_lightning.config import embedded_model_dir
 
 
 def test_flop_bounds_of_the_paper_setting() -> None:

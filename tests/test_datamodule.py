@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from conftest import MRPC_HEADER, load_task, mrpc_rows, write_tsv
+from conftest import MRPC_HEADER, mrpc_rows, write_tsv
+from dse_lightning.config import load_task
 from dse_lightning.data.datamodule import GluePairDataModule
 
 
@@ -118,7 +119,8 @@ def test_over_long_sentences_are_truncated_counted_and_logged(
     assert pair.truncated == {"train": 1, "dev": 0} and sent.truncated == {"train": 1, "dev": 0}
     assert "mrpc/train: 1 input(s) longer than max_length=32 were truncated" in caplog.text
     assert max(len(x) for x in pair.data["train"]["pairs"]["input_ids"]) == 32
-    meta = json.loads(next((tmp_path / "c/tokenized/mrpc").glob("train.pair.*/meta.json")).read_text())
+    manifest = next((tmp_path / "c/tokenized/mrpc").glob("train.pair.*/manifest.json"))
+    meta = json.loads(manifest.read_text())["meta"]
     assert meta["truncated"] == 1 and meta["rows"] == 6
 
 
@@ -137,11 +139,12 @@ def test_corrupted_or_incomplete_cache_entry_is_rebuilt(
         and "rebuilding it" in caplog.text
     )
     assert again.ids("train") == ids
-    (entry / "meta.json").unlink()  # a copy that never finished: no marker
+    (entry / "manifest.json").unlink()  # a copy that never finished: no marker
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         make_dm(mrpc_dir, tokenizer_path, cache)
-    assert "(no meta.json); rebuilding it" in caplog.text and (entry / "meta.json").is_file()
+    assert "(no manifest.json)" in caplog.text and "rebuilding it" in caplog.text
+    assert (entry / "manifest.json").is_file()
 
 
 def test_train_order_is_seeded_per_epoch_and_resumes_mid_epoch(

@@ -9,20 +9,25 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from conftest import TINY_BERT, load_task
+from conftest import TINY_BERT
 from dse_lightning import load_student
+from dse_lightning.config import load_task
 from dse_lightning.data.datamodule import GluePairDataModule
 from dse_lightning.export import export_student
-from dse_lightning.losses import DistillLoss
-from dse_lightning.models.build import teacher_targets
+from dse_lightning.logits import KeyedLogits, LogitsMismatchError
+from dse_lightning.losses import MSE
 from dse_lightning.models.components import (
     BiLSTMEncoder,
+    ConcatHead,
+    DotHead,
     Pooling,
     SiameseStudent,
     TransformerEncoder,
-    build_head,
 )
 from dse_lightning.models.distill_module import DistillModule
+from dse_lightning.targets import StudentTargets
+
+MRPC = load_task("mrpc")
 
 
 def tiny_student(kind: str, head: str = "concat") -> SiameseStudent:
@@ -30,18 +35,20 @@ def tiny_student(kind: str, head: str = "concat") -> SiameseStudent:
         encoder = TransformerEncoder(TINY_BERT, Pooling("top_k_mean", k=2))
     else:
         encoder = BiLSTMEncoder.from_backbone(TINY_BERT, hidden_dim=16)
-    return SiameseStudent(encoder, build_head(head, encoder.embed_dim, 1))
+    pair_head = ConcatHead(encoder.embed_dim, 1) if head == "concat" else DotHead(encoder.embed_dim)
+    return SiameseStudent(encoder, pair_head)
 
 
-def sentence_dm(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> GluePairDataModule:
+def sentence_dm(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path, **kw) -> GluePairDataModule:
     dm = GluePairDataModule(
-        load_task("mrpc"),
+        MRPC,
         tokenizer_path,
         view="sentence",
         dir=str(mrpc_dir),
         cache_dir=str(tmp_path / "cache"),
         batch_size=8,
         max_length=32,
+        **kw,
     )
     dm.prepare_data()
     dm.setup()
@@ -52,18 +59,19 @@ def sentence_dm(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> GluePair
 def test_distill_fast_dev_run(
     kind: str, head: str, mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
 ) -> None:
-    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
-    # Teacher logits in the artifact's order are joined by id: row i of ids("train") gets z = i.
-    n = dm.num_examples("train")
+    ids = sentence_dm(mrpc_dir, tokenizer_path, tmp_path).ids("train")
+    # Teacher logits in another order are joined by id: the row of id ids[i] gets z = i.
+    n = len(ids)
     raw = torch.stack([torch.zeros(n), torch.arange(n, dtype=torch.float32)], dim=1)  # (N, 2)
-    dm.attach_teacher_logits(teacher_targets(dm.task, raw))
+    logits = KeyedLogits(ids[::-1], raw.flip(0), "test").map(MRPC.kind.student_targets)
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path, targets=StudentTargets(logits=logits))
     batch = next(iter(dm.predict_dataloader()))
     assert batch["teacher_logits"].shape == (len(batch["ids"]), 1)
-    assert batch["teacher_logits"][:, 0].tolist() == [float(dm.ids("train").index(i)) for i in batch["ids"]]
+    assert batch["teacher_logits"][:, 0].tolist() == [float(ids.index(i)) for i in batch["ids"]]
     module = DistillModule(
         dm.task,
         tiny_student(kind, head),
-        DistillLoss("binary", alpha=0.5),
+        MSE(MRPC.kind, alpha=0.5),
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
     )
     before = [p.detach().clone() for p in module.student.encoder.parameters()]
@@ -80,7 +88,7 @@ def test_export_round_trip(kind: str, mrpc_dir: Path, tokenizer_path: str, tmp_p
     student = tiny_student(kind).eval()
     a = ["A man is playing a guitar.", "Shares of the company rose 5 percent on Monday."]
     b = ["Someone plays guitar.", "The cat sleeps."]
-    export_student(tmp_path / "export", student, dm.tokenizer, "binary", ["0", "1"], max_length=32)
+    export_student(tmp_path / "export", student, dm.tokenizer, MRPC, max_length=32)
     loaded = load_student(tmp_path / "export")
     with torch.no_grad():
         feats = dm.tokenizer(a + b, truncation=True, max_length=32, padding=True, return_tensors="pt")
@@ -96,7 +104,7 @@ def test_dse_export_is_a_sentence_transformer(tokenizer_path: str, tmp_path: Pat
 
     student = tiny_student("dse").eval()
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    export_student(tmp_path / "export", student, tok, "binary", ["0", "1"], max_length=32)
+    export_student(tmp_path / "export", student, tok, MRPC, max_length=32)
     st = SentenceTransformer(str(tmp_path / "export"), device="cpu", trust_remote_code=True)
     sentences = ["One sentence here.", "And another, somewhat longer, sentence."]
     with torch.no_grad():
@@ -104,25 +112,25 @@ def test_dse_export_is_a_sentence_transformer(tokenizer_path: str, tmp_path: Pat
     torch.testing.assert_close(st.encode(sentences, convert_to_tensor=True), expected, atol=1e-5, rtol=1e-4)
 
 
-def test_attach_refuses_wrong_length(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
-    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
-    with pytest.raises(ValueError, match="3 rows of teacher logits for 48 train examples"):
-        dm.attach_teacher_logits(torch.zeros(3, 1))
+def test_targets_missing_train_ids_are_refused(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
+    ids = sentence_dm(mrpc_dir, tokenizer_path, tmp_path).ids("train")
+    targets = StudentTargets(logits=KeyedLogits(ids[:3], torch.zeros(3, 1), "x.pt"))
+    with pytest.raises(LogitsMismatchError, match=r"teacher logits x\.pt lack 45 of 48 ids"):
+        sentence_dm(mrpc_dir, tokenizer_path, tmp_path, targets=targets)
 
 
 def test_online_frozen_teacher(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
     from dse_lightning.models.teacher_module import load_cross_encoder
 
-    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path)
-    dm.pair_inputs = True
+    teacher = load_cross_encoder(TINY_BERT, 2)
+    dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path, targets=StudentTargets(online=teacher))
     batch = next(iter(dm.train_dataloader()))
     assert batch["pair"]["input_ids"].shape[0] == len(batch["ids"]) and "teacher_logits" not in batch
-    teacher = load_cross_encoder(TINY_BERT, 2)
     before = [p.detach().clone() for p in teacher.parameters()]
     module = DistillModule(
         dm.task,
         tiny_student("bilstm"),
-        DistillLoss("binary", alpha=1.0),
+        MSE(MRPC.kind, alpha=1.0),
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
         teacher=teacher,
     )
@@ -139,24 +147,21 @@ def test_corrupted_export_is_refused(tokenizer_path: str, tmp_path: Path) -> Non
     from dse_lightning.utils.io import CorruptArtifactError
 
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    out = export_student(
-        tmp_path / "export", tiny_student("bilstm"), tok, "binary", ["0", "1"], max_length=32
-    )
+    out = export_student(tmp_path / "export", tiny_student("bilstm"), tok, MRPC, max_length=32)
     weights = out / "encoder.safetensors"
     weights.write_bytes(weights.read_bytes()[:-64])
     with pytest.raises(
         CorruptArtifactError,
-        match=r"export: a truncated or corrupted student export \(encoder\.safetensors does not match",
+        match=r"export/encoder\.safetensors: sha256 .* does not match .*manifest\.json .* truncated or corrupted",
     ):
         load_student(out)
 
 
 def test_head_lr_reaches_the_optimizer_for_the_head_only() -> None:
-    task = load_task("mrpc")
     module = DistillModule(
-        task,
+        MRPC,
         tiny_student("dse"),
-        DistillLoss("binary"),
+        MSE(MRPC.kind),
         optimizer=partial(torch.optim.AdamW, lr=1e-5),
         head_lr=1e-3,
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MRPC_HEADER, SHARED_GLUE, load_task, mrpc_rows, write_tsv
+from conftest import MRPC_HEADER, SHARED_GLUE, mrpc_rows, write_tsv
+from dse_lightning.config import load_task
 from dse_lightning.data.glue_reader import GlueFormatError, read_glue_tsv
 from dse_lightning.data.sources import HubSource, LocalSource, resolve_source
 

@@ -1,4 +1,4 @@
-"""Atomic writes, checksums and locks: a failing or killed write leaves nothing that loads as valid."""
+"""Atomic writes: a failing or killed write leaves nothing that loads as valid (store.py: test_store.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dse_lightning.utils.io import (
-    ArtifactWriteError,
-    CorruptArtifactError,
-    atomic_dir,
-    atomic_path,
-    checksum_path,
-    tree_problems,
-    tree_sha256,
-    verify_checksum,
-    write_json,
-)
+from dse_lightning.utils.io import ArtifactWriteError, atomic_dir, atomic_path, write_json
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -78,49 +68,3 @@ def test_error_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:
             tmp.write_text('{"v": 2, "trunc')
             raise RuntimeError("killed mid-write")
     assert target.read_text().strip().endswith("}") and leftovers(tmp_path) == ["r.json"]
-
-
-def test_checksum_file_detects_truncation(tmp_path: Path) -> None:
-    ckpt = tmp_path / "last.ckpt"
-    with atomic_path(ckpt, checksum=True) as tmp:
-        torch.save({"w": torch.arange(1000)}, tmp)
-    verify_checksum(ckpt, "delete it")  # intact
-    ckpt.write_bytes(ckpt.read_bytes()[:500])
-    with pytest.raises(
-        CorruptArtifactError, match=r"last\.ckpt: sha256 .* does not match last\.ckpt\.sha256 .*delete it"
-    ):
-        verify_checksum(ckpt, "delete it")
-    checksum_path(ckpt).unlink()
-    with pytest.raises(CorruptArtifactError, match="no checksum file last.ckpt.sha256"):
-        verify_checksum(ckpt, "delete it")
-
-
-def test_kill_between_the_two_renames_is_not_corruption(tmp_path: Path, monkeypatch) -> None:
-    ckpt = tmp_path / "last.ckpt"
-    with atomic_path(ckpt, checksum=True) as tmp:
-        tmp.write_bytes(b"version 1")
-    real_replace = os.replace
-
-    def killed_before_the_file_rename(src, dst):
-        if Path(dst) == ckpt:
-            raise KeyboardInterrupt  # the checksum file is already renamed, the checkpoint not yet
-        real_replace(src, dst)
-
-    monkeypatch.setattr(os, "replace", killed_before_the_file_rename)
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(ckpt, checksum=True) as tmp:
-            tmp.write_bytes(b"version 2")
-    monkeypatch.undo()
-    assert ckpt.read_bytes() == b"version 1"
-    verify_checksum(ckpt, "")  # the previous version's hash is still accepted
-
-
-def test_tree_checksums(tmp_path: Path) -> None:
-    (tmp_path / "d").mkdir()
-    (tmp_path / "a.bin").write_bytes(b"a")
-    (tmp_path / "d" / "b.bin").write_bytes(b"b")
-    sums = tree_sha256(tmp_path)
-    assert set(sums) == {"a.bin", "d/b.bin"} and tree_problems(tmp_path, sums) == []
-    (tmp_path / "d" / "b.bin").write_bytes(b"")
-    (tmp_path / "a.bin").unlink()
-    assert tree_problems(tmp_path, sums) == ["a.bin is missing", "d/b.bin does not match its sha256"]

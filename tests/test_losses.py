@@ -5,14 +5,18 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
-from dse_lightning.losses import (
-    DistillLoss,
-    distill_kl,
-    distill_mse,
-    reduce_binary_logits,
-    task_loss,
-)
+from dse_lightning.config import CONFIG_DIR
+from dse_lightning.data.task_kinds import TASK_KINDS, reduce_binary_logits
+from dse_lightning.data.tasks import TaskSpec
+from dse_lightning.losses import KL, MSE, auto, distill_kl, distill_mse
+
+BINARY, MULTICLASS, REGRESSION = (TASK_KINDS[k] for k in ("binary", "multiclass", "regression"))
+
+
+def task_loss(logits, labels, task_type):
+    return TASK_KINDS[task_type].task_loss(logits, labels)
 
 
 def test_reduce_binary_logits_hand_values():
@@ -52,8 +56,10 @@ def test_task_loss_regression_matches_mse():
 
 
 def test_task_loss_unknown_task_and_bad_binary_shape():
-    with pytest.raises(ValueError, match="task_type"):
-        task_loss(torch.zeros(2), torch.zeros(2), "ranking")
+    with pytest.raises(ValueError, match=r"type must be one of \['binary', 'multiclass', 'regression'\]"):
+        TaskSpec.from_config(
+            {**OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "task/mrpc.yaml")), "type": "ranking"}
+        )
     with pytest.raises(ValueError, match=r"\(B,\) or \(B, 1\)"):
         task_loss(torch.zeros(2, 2), torch.zeros(2), "binary")
 
@@ -109,7 +115,7 @@ def _binary_batch():
 
 def test_alpha_zero_is_exactly_task_loss_without_teacher():
     student, labels, _ = _binary_batch()
-    out = DistillLoss("binary", alpha=0.0)(student, labels)
+    out = MSE(BINARY, alpha=0.0)(student, labels)
     expected = task_loss(student, labels, "binary")
     assert torch.equal(out["loss"], expected)
     assert torch.equal(out["task"], expected)
@@ -119,7 +125,8 @@ def test_alpha_zero_is_exactly_task_loss_without_teacher():
 @pytest.mark.parametrize("kind", ["mse", "kl"])
 def test_alpha_one_is_exactly_distill_loss(kind):
     student, labels, teacher = _binary_batch()
-    out = DistillLoss("binary", alpha=1.0, kind=kind, temperature=2.0)(student, labels, teacher)
+    loss = MSE(BINARY, alpha=1.0) if kind == "mse" else KL(BINARY, alpha=1.0, temperature=2.0)
+    out = loss(student, labels, teacher)
     expected = distill_mse(student, teacher) if kind == "mse" else distill_kl(student, teacher, 2.0)
     assert torch.equal(out["loss"], expected)
     assert torch.equal(out["distill"], expected)
@@ -129,7 +136,7 @@ def test_mixed_alpha_combines_terms_and_gradient_skips_teacher():
     student, labels, teacher = _binary_batch()
     student.requires_grad_(True)
     teacher.requires_grad_(True)
-    out = DistillLoss("binary", alpha=0.25)(student, labels, teacher)
+    out = MSE(BINARY, alpha=0.25)(student, labels, teacher)
     torch.testing.assert_close(out["loss"], 0.75 * out["task"] + 0.25 * out["distill"])
     out["loss"].backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
@@ -140,37 +147,45 @@ def test_multiclass_distill_loss():
     student = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]])
     teacher = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
     labels = torch.tensor([0, 1])
-    out = DistillLoss("multiclass", alpha=0.5)(student, labels, teacher)
+    out = MSE(MULTICLASS, alpha=0.5)(student, labels, teacher)
     assert out["distill"].item() == pytest.approx((1 + 4) / 2)
     assert out["loss"].item() == pytest.approx(0.5 * F.cross_entropy(student, labels).item() + 1.25)
 
 
 def test_alpha_positive_without_teacher_raises():
     student, labels, _ = _binary_batch()
-    with pytest.raises(ValueError, match="teacher_logits"):
-        DistillLoss("binary", alpha=0.5)(student, labels)
+    with pytest.raises(ValueError, match="needs teacher logits"):
+        MSE(BINARY, alpha=0.5)(student, labels)
+
+
+def test_rows_without_a_gold_label_count_in_the_distillation_term_only():
+    student, labels, teacher = _binary_batch()
+    has_label = torch.tensor([True, False, True, False])
+    out = MSE(BINARY, alpha=0.5)(student, labels, teacher, has_label)
+    torch.testing.assert_close(out["task"], task_loss(student[has_label], labels[has_label], "binary"))
+    torch.testing.assert_close(out["distill"], distill_mse(student, teacher))  # every row
+    none = MSE(BINARY, alpha=0.5)(student, labels, teacher, torch.zeros(4, dtype=torch.bool))
+    assert none["task"].item() == 0.0 and torch.equal(none["loss"], 0.5 * none["distill"])
+    every = MSE(BINARY, alpha=0.5)(student, labels, teacher, torch.ones(4, dtype=torch.bool))
+    assert torch.equal(every["loss"], MSE(BINARY, alpha=0.5)(student, labels, teacher)["loss"])
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("make", "match"),
     [
-        ({"alpha": -0.1}, "alpha"),
-        ({"alpha": 1.5}, "alpha"),
-        ({"alpha": math.nan}, "alpha"),
-        ({"kind": "cosine"}, "kind"),
-        ({"temperature": 0.0}, "temperature"),
-        ({"task_type": "ranking"}, "task_type"),
-        ({"task_type": "regression", "kind": "kl"}, "kl"),
+        (lambda: MSE(BINARY, alpha=-0.1), r"alpha must be in \[0, 1\]"),
+        (lambda: MSE(BINARY, alpha=1.5), r"alpha must be in \[0, 1\]"),
+        (lambda: MSE(BINARY, alpha=math.nan), "alpha"),
+        (lambda: KL(BINARY, temperature=0.0), "temperature must be > 0"),
+        (lambda: KL(REGRESSION), "distill=kl needs class logits; a regression task has none"),
     ],
 )
-def test_invalid_options_raise(kwargs, match):
-    kwargs = {"task_type": "binary", **kwargs}
+def test_invalid_options_raise(make, match):
     with pytest.raises(ValueError, match=match):
-        DistillLoss(**kwargs)
+        make()
 
 
-@pytest.mark.parametrize(
-    ("task_type", "expected"), [("binary", "kl"), ("multiclass", "kl"), ("regression", "mse")]
-)
-def test_auto_kind_is_kl_for_classes_and_mse_for_regression(task_type, expected):
-    assert DistillLoss(task_type, kind="auto", temperature=2.0).kind == expected
+@pytest.mark.parametrize(("task_type", "expected"), [("binary", KL), ("multiclass", KL), ("regression", MSE)])
+def test_auto_is_kl_for_classes_and_mse_for_regression(task_type, expected):
+    loss = auto(TASK_KINDS[task_type], temperature=2.0)
+    assert type(loss) is expected and loss.describe()["kind"] == expected.name

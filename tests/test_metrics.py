@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import load_task
+from dse_lightning.config import load_task
 
 
 def compute(
@@ -13,7 +13,7 @@ def compute(
 ) -> dict[str, float]:
     task = load_task(task_name)
     metrics = task.build_metrics("val/", split)
-    metrics.update(task.metric_input(logits), labels)
+    metrics.update(task.kind.metric_input(logits), labels)
     return {k: round(float(v), 6) for k, v in metrics.compute().items()}
 
 

@@ -8,11 +8,16 @@ from pathlib import Path
 import pytest
 
 from dse_lightning.report import main, summary_table
+from dse_lightning.results import RunResult
 
-RESULTS = {
+RESULTS = {  # a format-1 results.json (teacher_folds, no targets) as committed runs hold it
     "task": "mrpc",
+    "stage": "all",
+    "seed": 42,
+    "data": {"train": 3668, "dev": 408},
     "teacher": {
         "name": "minilm",
+        "key": "k",
         "params": 22_700_000,
         "metrics": {"acc": 0.8, "f1": 0.9},
         "train_time_s": 10,
@@ -30,7 +35,7 @@ RESULTS = {
 
 
 def test_summary_table_rows() -> None:
-    lines = summary_table(RESULTS).splitlines()
+    lines = summary_table(RunResult.from_json(RESULTS)).splitlines()
     assert lines[0] == "mrpc dev"
     assert lines[2].split()[:5] == ["teacher", "(minilm)", "22.7M", "0.8000", "0.9000"]
     assert lines[3].split()[-4:] == ["25.7M", "0.7600", "0.9000", "2.50%"]

@@ -18,6 +18,8 @@ import torch
 
 from conftest import MRPC_HEADER, ROOT, TINY_BERT, Stopped, make_cfg, mrpc_rows, write_tsv
 from dse_lightning import load_student
+from dse_lightning.results import RunResult
+from dse_lightning.store import verify_file
 from dse_lightning.train import train
 from dse_lightning.utils.io import CorruptArtifactError, atomic_dir, locked
 
@@ -53,7 +55,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path: Path, mrpc_dir: Path, caplog) -> None:
-    ref, _ = train(make_cfg(tmp_path / "ref", mrpc_dir, "run", *SHORT))
+    ref = train(make_cfg(tmp_path / "ref", mrpc_dir, "run", *SHORT))
     runs = tmp_path / "resumed"
     with pytest.raises(Stopped, match="stopped at TeacherModule step 9"):  # mid-epoch 2 of the teacher
         train(make_cfg(runs, mrpc_dir, "run1", *SHORT, *stop_at("TeacherModule", 9)))
@@ -62,14 +64,14 @@ def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path: Path, mrpc_d
     assert "teacher: resuming from" in caplog.text and "(epoch 1, step 8)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        final, _ = train(make_cfg(runs, mrpc_dir, "run3", *SHORT))
+        final = train(make_cfg(runs, mrpc_dir, "run3", *SHORT))
     assert "student: resuming from" in caplog.text and "(epoch 0, step 4)" in caplog.text
     assert (
         json.loads((runs / "run3" / "results.json").read_text())["student"]["metrics"]
-        == final["student"]["metrics"]
+        == final.student.metrics
     )
-    assert final["teacher"]["metrics"] == ref["teacher"]["metrics"]
-    assert final["student"]["metrics"] == ref["student"]["metrics"]
+    assert final.teacher.metrics == ref.teacher.metrics
+    assert final.student.metrics == ref.student.metrics
     # The final weights, not only the (coarse) metrics: the run dirs hold the retired checkpoints.
     assert_same_weights(
         ref_ckpt := tmp_path / "ref/run/teacher/checkpoints/last.ckpt",
@@ -78,7 +80,7 @@ def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path: Path, mrpc_d
     assert_same_weights(
         tmp_path / "ref/run/student/checkpoints/last.ckpt", runs / "run3/student/checkpoints/last.ckpt"
     )
-    assert ref_ckpt.with_name("last.ckpt.sha256").is_file()
+    verify_file(ref_ckpt, "")  # the retired checkpoints keep their manifest
     assert not list((runs / "cache").glob("*/mrpc/*.work"))  # work dirs are retired once published
 
 
@@ -88,7 +90,7 @@ def teacher_reference(tmp_path_factory, tokenizer_path: str) -> tuple[Path, dict
     tmp = tmp_path_factory.mktemp("reference")
     write_tsv(tmp / "glue/MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
     write_tsv(tmp / "glue/MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(16), bom=True)
-    results, _ = train(make_cfg(tmp, tmp / "glue", "run", *SHORT, "stage=teacher"))
+    results = train(make_cfg(tmp, tmp / "glue", "run", *SHORT, "stage=teacher"))
     return tmp, results
 
 
@@ -110,10 +112,10 @@ def test_teacher_killed_at_epoch_end_or_in_validation_resumes_exactly(
     ref_dir, ref = teacher_reference
     with pytest.raises(Stopped):
         train(make_cfg(tmp_path, ref_dir / "glue", "run1", *SHORT, "stage=teacher", *stop))
-    got, _ = train(make_cfg(tmp_path, ref_dir / "glue", "run2", *SHORT, "stage=teacher"))
+    got = train(make_cfg(tmp_path, ref_dir / "glue", "run2", *SHORT, "stage=teacher"))
     # Same best checkpoint (its logits) and same final weights as the uninterrupted run.
-    logits = [torch.load(r["teacher"]["logits"], weights_only=True)["logits"] for r in (ref, got)]
-    assert torch.equal(*logits) and got["teacher"]["metrics"] == ref["teacher"]["metrics"]
+    logits = [torch.load(r.teacher.logits, weights_only=True)["logits"] for r in (ref, got)]
+    assert torch.equal(*logits) and got.teacher.metrics == ref.teacher.metrics
     assert_same_weights(
         ref_dir / "run/teacher/checkpoints/last.ckpt", tmp_path / "run2/teacher/checkpoints/last.ckpt"
     )
@@ -122,33 +124,28 @@ def test_teacher_killed_at_epoch_end_or_in_validation_resumes_exactly(
 def test_finished_student_is_reused_when_results_json_was_not_written(
     tmp_path: Path, mrpc_dir: Path, monkeypatch, caplog
 ) -> None:
-    import dse_lightning.train as entry
-
-    def killed(path, obj):
+    def killed(self, path):
         raise Stopped("killed before results.json")
 
     quick = ["student.max_epochs=1", "student.encoder.hidden_dim=16"]
-    monkeypatch.setattr(entry, "write_json", killed)
+    monkeypatch.setattr(RunResult, "write", killed)
     with pytest.raises(Stopped, match="killed before results.json"):
         train(make_cfg(tmp_path, mrpc_dir, "run1", *quick))
     monkeypatch.undo()
     with caplog.at_level(logging.INFO):
-        results, _ = train(make_cfg(tmp_path, mrpc_dir, "run2", *quick))
-    assert "student: reusing the student finished in" in caplog.text and results["student"]["reused"] is True
-    assert (tmp_path / "run2" / "results.json").is_file() and load_student(results["student"]["export"])
-    again, _ = train(make_cfg(tmp_path, mrpc_dir, "run3", *quick))
-    assert again["student"]["reused"] is False  # after results.json the work dir is gone: a new student
+        results = train(make_cfg(tmp_path, mrpc_dir, "run2", *quick))
+    assert "student: reusing the student finished in" in caplog.text and results.student.reused is True
+    assert (tmp_path / "run2" / "results.json").is_file() and load_student(results.student.export)
+    again = train(make_cfg(tmp_path, mrpc_dir, "run3", *quick))
+    assert again.student.reused is False  # after results.json the work dir is gone: a new student
 
 
 def test_same_seed_and_deterministic_give_identical_runs(tmp_path: Path, mrpc_dir: Path) -> None:
     flags = ["seed=11", "trainer.deterministic=true", "student.max_epochs=2", "student.encoder.hidden_dim=16"]
-    a, _ = train(make_cfg(tmp_path / "a", mrpc_dir, "run", *flags))
-    b, _ = train(make_cfg(tmp_path / "b", mrpc_dir, "run", *flags))
-    assert (
-        a["teacher"]["metrics"] == b["teacher"]["metrics"]
-        and a["student"]["metrics"] == b["student"]["metrics"]
-    )
-    logits = [torch.load(r["teacher"]["logits"], weights_only=True)["logits"] for r in (a, b)]
+    a = train(make_cfg(tmp_path / "a", mrpc_dir, "run", *flags))
+    b = train(make_cfg(tmp_path / "b", mrpc_dir, "run", *flags))
+    assert a.teacher.metrics == b.teacher.metrics and a.student.metrics == b.student.metrics
+    logits = [torch.load(r.teacher.logits, weights_only=True)["logits"] for r in (a, b)]
     assert torch.equal(*logits)
     for stage in ("teacher", "student"):
         assert_same_weights(*(tmp_path / x / f"run/{stage}/checkpoints/last.ckpt" for x in "ab"))
@@ -156,11 +153,11 @@ def test_same_seed_and_deterministic_give_identical_runs(tmp_path: Path, mrpc_di
 
 @pytest.mark.parametrize("name", ["model.ckpt", "logits.pt"])
 def test_corrupted_teacher_store_is_refused(tmp_path: Path, mrpc_dir: Path, name: str) -> None:
-    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
-    store = Path(first["teacher"]["checkpoint"]).parent
+    first = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    store = Path(first.teacher.checkpoint).parent
     (store / name).write_bytes((store / name).read_bytes()[:-100])  # a truncated copy
     with pytest.raises(
-        CorruptArtifactError, match=rf"{name}: sha256 .* does not match .*teacher\.json.*delete {store}"
+        CorruptArtifactError, match=rf"{name}: sha256 .* does not match .*manifest\.json.*delete {store}"
     ):
         train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher"))
     assert not (tmp_path / "run2" / "results.json").exists()
@@ -218,8 +215,8 @@ def test_cli_sigkill_in_each_stage_then_same_command_resumes(
     assert final.returncode == 0, final.stderr[-3000:]
     assert "student: resuming from" in final.stdout + final.stderr
     got, want = (json.loads((tmp_path / r / "results.json").read_text()) for r in ("run", "ref"))
-    assert got["teacher"]["metrics"] == want["teacher"]["metrics"]
-    assert got["student"]["metrics"] == want["student"]["metrics"]
+    assert got.teacher.metrics == want.teacher.metrics
+    assert got.student.metrics == want.student.metrics
     # The same command reran into the same run dir: its checkpoints are the resumed stages' last ones.
     for stage in ("teacher", "student"):
         assert_same_weights(*(tmp_path / r / stage / "checkpoints/last.ckpt" for r in ("ref", "run")))
@@ -238,11 +235,11 @@ class Flag(logging.Handler):
 
 
 def test_second_job_waits_for_the_teacher_and_reuses_it(tmp_path: Path, mrpc_dir: Path, caplog) -> None:
-    first, _ = train(make_cfg(tmp_path / "a", mrpc_dir, "run", "stage=teacher"))  # a teacher to publish
-    published = Path(first["teacher"]["checkpoint"]).parent
+    first = train(make_cfg(tmp_path / "a", mrpc_dir, "run", "stage=teacher"))  # a teacher to publish
+    published = Path(first.teacher.checkpoint).parent
     store = tmp_path / "b" / "cache" / published.relative_to(tmp_path / "a" / "cache")
     held, waiting = threading.Event(), threading.Event()
-    flag = Flag("another job is fitting teacher", waiting)
+    flag = Flag("another job is building it", waiting)
     logging.getLogger("dse_lightning").addHandler(flag)
 
     def other_job() -> None:  # holds the teacher's lock until the second job waits, then publishes
@@ -257,9 +254,9 @@ def test_second_job_waits_for_the_teacher_and_reuses_it(tmp_path: Path, mrpc_dir
     held.wait(timeout=60)
     try:
         with caplog.at_level(logging.INFO):
-            second, _ = train(make_cfg(tmp_path / "b", mrpc_dir, "run", "stage=teacher"))
+            second = train(make_cfg(tmp_path / "b", mrpc_dir, "run", "stage=teacher"))
     finally:
         thread.join()
         logging.getLogger("dse_lightning").removeHandler(flag)
-    assert waiting.is_set() and second["teacher"]["reused"] is True
+    assert waiting.is_set() and second.teacher.reused is True
     assert not (tmp_path / "b" / "run" / "teacher").exists()  # it fitted nothing

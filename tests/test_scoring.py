@@ -11,8 +11,9 @@ from transformers import AutoTokenizer
 
 from conftest import TINY_BERT
 from dse_lightning import load_student
+from dse_lightning.config import load_task
 from dse_lightning.export import export_student
-from dse_lightning.models.components import BiLSTMEncoder, SiameseStudent, build_head
+from dse_lightning.models.components import BiLSTMEncoder, ConcatHead, DotHead, SiameseStudent
 from dse_lightning.score import main as score_main
 from dse_lightning.scoring import (
     ConcatScorer,
@@ -25,6 +26,7 @@ from dse_lightning.scoring import (
     student_identity,
 )
 from dse_lightning.scoring.index import rank_key
+from dse_lightning.utils.io import CorruptArtifactError
 
 CANDIDATES = [
     "A man is playing a guitar.",
@@ -39,9 +41,7 @@ CANDIDATES = [
 
 def random_head(kind: str, d: int, outputs: int = 1, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    head = build_head(
-        kind, embed_dim=d, num_outputs=outputs, **({"hidden_dim": 24} if kind == "concat" else {})
-    )
+    head = ConcatHead(d, outputs, hidden_dim=24) if kind == "concat" else DotHead(d, outputs)
     if kind == "dot":
         torch.nn.init.normal_(head.bias)
     return head.eval()
@@ -70,7 +70,8 @@ def test_topk_equals_brute_force(kind: str, normalize: bool | None, scale: float
         head.scale.data.fill_(scale)
     torch.manual_seed(2)
     cands, u = torch.randn(200, 16), torch.randn(16)
-    scorer = ConcatScorer(head, cands, chunk_size=32) if kind == "concat" else DotScorer(head, cands)
+    scorer = head.scorer(cands, chunk_size=32)
+    assert isinstance(scorer, ConcatScorer if kind == "concat" else DotScorer)
     logits, idx = scorer.topk(u, k=10)
     brute = naive_logits(head, u, cands)[:, 0]  # (N,)
     expected = brute.topk(10)
@@ -104,9 +105,10 @@ def test_encode_corpus_encodes_each_distinct_sentence_once() -> None:
 def export_tiny(path: Path, tokenizer_path: str, seed: int, head: str = "concat") -> Path:
     torch.manual_seed(seed)
     encoder = BiLSTMEncoder.from_backbone(TINY_BERT, hidden_dim=8)
-    student = SiameseStudent(encoder, build_head(head, encoder.embed_dim, 1)).eval()
+    pair_head = ConcatHead(encoder.embed_dim, 1) if head == "concat" else DotHead(encoder.embed_dim)
+    student = SiameseStudent(encoder, pair_head).eval()
     tok = AutoTokenizer.from_pretrained(tokenizer_path)
-    return export_student(path, student, tok, "binary", ["0", "1"], max_length=32)
+    return export_student(path, student, tok, load_task("mrpc"), max_length=32)
 
 
 def test_store_round_trip(tmp_path: Path) -> None:
@@ -114,9 +116,17 @@ def test_store_round_trip(tmp_path: Path) -> None:
     store.save(tmp_path / "store")
     loaded = EmbeddingStore.load(tmp_path / "store", student_id="abc")
     assert torch.equal(loaded.embeddings, store.embeddings) and loaded.sentences == ["a", "b", "c"]
-    assert json.loads((tmp_path / "store" / "store.json").read_text())["n"] == 3
+    assert json.loads((tmp_path / "store" / "manifest.json").read_text())["meta"]["n"] == 3
     with pytest.raises(StoreMismatchError, match="not those of"):
         loaded.check_sentences(["a", "b"], "x.txt")
+    weights = tmp_path / "store" / "embeddings.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0xFF  # one flipped bit in the last embedding
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(
+        CorruptArtifactError, match=r"embeddings\.safetensors: sha256 .* corrupted; rebuild it"
+    ):
+        EmbeddingStore.load(tmp_path / "store", student_id="abc")
 
 
 @pytest.mark.parametrize("head", ["concat", "dot"])

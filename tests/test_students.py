@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from dse_lightning.models.components.encoders import BiLSTMEncoder, TransformerEncoder
-from dse_lightning.models.components.heads import ConcatHead, DotHead
+from dse_lightning.models.components.encoders import BiLSTMEncoder, SentenceEncoder, TransformerEncoder
+from dse_lightning.models.components.heads import ConcatHead, DotHead, PairHead
 from dse_lightning.models.components.pooling import Pooling
-from dse_lightning.models.components.student import SiameseStudent, build_head
+from dse_lightning.models.components.student import SiameseStudent
 
 VOCAB, HIDDEN, LAYERS = 100, 32, 4
 
@@ -109,7 +109,12 @@ def test_bilstm_from_backbone_accepts_config(tiny_config):
 @pytest.mark.parametrize(("kind", "num_outputs"), [("concat", 3), ("concat", 1), ("dot", 1)])
 def test_siamese_student_forward_shapes(tiny_config, kind, num_outputs):
     encoder = TransformerEncoder(tiny_config, Pooling("top_k_mean", k=2))
-    student = SiameseStudent(encoder, build_head(kind, encoder.embed_dim, num_outputs))
+    head = (
+        ConcatHead(encoder.embed_dim, num_outputs)
+        if kind == "concat"
+        else DotHead(encoder.embed_dim, num_outputs)
+    )
+    student = SiameseStudent(encoder, head)
     logits = student(_features([5, 3], 7, seed=1), _features([2, 6], 6, seed=2))
     assert logits.shape == (2, num_outputs)
     assert student.encode(_features([4], 4)).shape == (1, encoder.embed_dim)
@@ -142,7 +147,26 @@ def test_siamese_student_encode_ignores_extra_keys():
     )
 
 
-def test_build_head_unknown_kind_lists_valid_kinds():
-    with pytest.raises(ValueError, match=r"concat.*dot"):
-        build_head("bilinear", 8, 1)
-    assert isinstance(build_head("concat", 8, 3, hidden_dim=4), ConcatHead)
+def test_a_student_that_could_not_be_exported_is_refused_when_built():
+    encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8)
+    with pytest.raises(TypeError, match="Linear is not a PairHead .* refused before training"):
+        SiameseStudent(encoder, torch.nn.Linear(4, 1))
+    with pytest.raises(TypeError, match="GRU is not a SentenceEncoder"):
+        SiameseStudent(torch.nn.GRU(4, 4), DotHead(16))
+
+    class NoExport(SentenceEncoder):  # an encoder that forgot its export cannot even be built
+        embed_dim = 4
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            return input_ids.float()
+
+    with pytest.raises(TypeError, match="abstract method"):
+        NoExport()
+
+
+@pytest.mark.parametrize("head", [ConcatHead(8, 3, hidden_dim=4), DotHead(8, normalize=False)])
+def test_head_spec_rebuilds_the_same_head(head):
+    rebuilt = PairHead.from_spec(head.spec())
+    rebuilt.load_state_dict(head.state_dict())
+    u, v = torch.randn(2, 8), torch.randn(2, 8)
+    torch.testing.assert_close(rebuilt.eval()(u, v), head.eval()(u, v))

@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from conftest import TINY_BERT, load_task
+from conftest import TINY_BERT
+from dse_lightning.config import load_task
 from dse_lightning.data.datamodule import GluePairDataModule
 from dse_lightning.models.optim import param_groups
 from dse_lightning.models.teacher_module import TeacherModule

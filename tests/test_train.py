@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.errors import MissingConfigException
 
 from conftest import ROOT, make_cfg
 from dse_lightning import load_student
@@ -16,32 +17,30 @@ from dse_lightning.train import train
 
 
 def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_dir: Path) -> None:
-    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    results = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
     on_disk = json.loads((tmp_path / "run1" / "results.json").read_text())
     assert on_disk["task"] == "mrpc" and on_disk["stage"] == "teacher" and on_disk["seed"] == 42
     assert on_disk["data"] == {"train": 48, "dev": 16}
     teacher = on_disk["teacher"]
     assert set(teacher["metrics"]) == {"acc", "f1"} and 0.0 <= teacher["metrics"]["acc"] <= 1.0
     assert {"name", "checkpoint", "logits", "params"} <= set(teacher) and teacher["reused"] is False
-    assert {"commit", "config"} <= set(on_disk)
+    assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 2
     payload_prov = Provenance(**__import__("torch").load(teacher["logits"], weights_only=True)["provenance"])
     ids = [f"{1000 + i}_{2000 + i}" for i in range(48)]
     assert load_logits(teacher["logits"], payload_prov, ids).shape == (48, 2)
 
 
 def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrpc_dir: Path) -> None:
-    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
-    again, _ = train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher"))
-    assert again["teacher"]["reused"] is True
-    assert again["teacher"]["checkpoint"] == first["teacher"]["checkpoint"]
+    first = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    again = train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher"))
+    assert again.teacher.reused is True
+    assert again.teacher.checkpoint == first.teacher.checkpoint
     assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted
-    other_seed, _ = train(make_cfg(tmp_path, mrpc_dir, "run3", "stage=teacher", "seed=7"))
-    assert (
-        other_seed["teacher"]["reused"] is False and other_seed["teacher"]["key"] != first["teacher"]["key"]
-    )
+    other_seed = train(make_cfg(tmp_path, mrpc_dir, "run3", "stage=teacher", "seed=7"))
+    assert other_seed.teacher.reused is False and other_seed.teacher.key != first.teacher.key
     # teacher.seed pins the teacher: a run with another seed distils the seed-42 teacher
-    shared, _ = train(make_cfg(tmp_path, mrpc_dir, "run4", "stage=teacher", "seed=7", "teacher.seed=42"))
-    assert shared["teacher"]["reused"] is True and shared["teacher"]["key"] == first["teacher"]["key"]
+    shared = train(make_cfg(tmp_path, mrpc_dir, "run4", "stage=teacher", "seed=7", "teacher.seed=42"))
+    assert shared.teacher.reused is True and shared.teacher.key == first.teacher.key
 
 
 def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
@@ -51,20 +50,20 @@ def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
 
 @pytest.mark.parametrize("student", ["bilstm", "dse"])
 def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Path, student: str) -> None:
-    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", f"student={student}", "distill.alpha=0.5"))
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", f"student={student}", "distill.alpha=0.5"))
     s = json.loads((tmp_path / "run" / "results.json").read_text())["student"]
     assert s["name"] == student and s["alpha"] == 0.5 and set(s["metrics"]) == {"acc", "f1"}
-    teacher = results["teacher"]["metrics"]
+    teacher = results.teacher.metrics
     expected = {m: (teacher[m] - s["metrics"][m]) / teacher[m] for m in ("acc", "f1") if teacher[m]}
     assert s["relative_degradation"]["mean"] == pytest.approx(sum(expected.values()) / len(expected))
     assert s["params"] > 0 and load_student(s["export"]).score(["a b"], ["a c"]).shape == (1,)
 
 
 def test_second_student_reuses_the_teacher(tmp_path: Path, mrpc_dir: Path) -> None:
-    first, _ = train(make_cfg(tmp_path, mrpc_dir, "run1", "student=bilstm", "distill.alpha=0"))
-    second, _ = train(make_cfg(tmp_path, mrpc_dir, "run2", "student=dse"))
-    assert first["teacher"]["reused"] is False and second["teacher"]["reused"] is True
-    assert first["student"]["alpha"] == 0.0 and second["student"]["name"] == "dse"
+    first = train(make_cfg(tmp_path, mrpc_dir, "run1", "student=bilstm", "distill.alpha=0"))
+    second = train(make_cfg(tmp_path, mrpc_dir, "run2", "student=dse"))
+    assert first.teacher.reused is False and second.teacher.reused is True
+    assert first.student.alpha == 0.0 and second.student.name == "dse"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -91,7 +90,8 @@ def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == {"train": 48, "dev": 16} and results["teacher"]["name"] == "minilm"
     assert (
-        results["student"]["name"] == "bilstm" and (run_dir / "student" / "export" / "student.json").is_file()
+        results["student"]["name"] == "bilstm"
+        and (run_dir / "student" / "export" / "manifest.json").is_file()
     )
     assert (run_dir / "teacher" / "csv").is_dir()  # the CSV logger wrote under the run dir
     assert "student (bilstm, alpha=0.5)" in proc.stdout + proc.stderr  # the teacher-vs-student table
@@ -100,29 +100,34 @@ def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
 def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
     import torch
 
-    from dse_lightning.pipeline.folds import fold_of_rows
+    from dse_lightning.targets.folds import fold_of_rows
 
     folds = fold_of_rows(10, 3, seed=1)
     assert sorted(folds.count(j) for j in range(3)) == [3, 3, 4] and folds == fold_of_rows(10, 3, seed=1)
-    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", "distill.teacher_folds=2"))
-    assert results["student"]["teacher_folds"] == 2
-    store = Path(results["teacher"]["checkpoint"]).parent / "oof2"
-    record = json.loads((store / "oof.json").read_text())
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=folds", "targets.folds=2"))
+    assert results.student.targets == {"source": "folds", "folds": 2}
+    store = tmp_path / "cache" / "teacher_folds" / "mrpc" / f"{results.teacher.key}-oof2"
+    record = json.loads((store / "manifest.json").read_text())["meta"]
     assert len(record["folds"]) == 2 and set(record["folds"][0]) == {"acc", "f1"}
     oof = torch.load(store / "logits.pt", weights_only=True)
-    single = torch.load(results["teacher"]["logits"], weights_only=True)
+    single = torch.load(results.teacher.logits, weights_only=True)
     assert sorted(oof["ids"]) == sorted(single["ids"]) and len(oof["ids"]) == 48
-    assert oof["provenance"]["teacher_checkpoint"] == f"oof2-{results['teacher']['key']}"
+    assert oof["provenance"]["teacher_checkpoint"] == f"oof2-{results.teacher.key}"
     assert not torch.equal(oof["logits"], single["logits"])  # other teachers, other logits
+    with pytest.raises(ValueError, match="targets=folds fits fold teachers, so it cannot start from"):
+        train(
+            make_cfg(
+                tmp_path,
+                mrpc_dir,
+                "run2",
+                "targets=folds",
+                f"teacher.checkpoint={results.teacher.checkpoint}",
+            )
+        )
 
 
 def test_online_teacher_source_and_unknown_source(tmp_path: Path, mrpc_dir: Path) -> None:
-    results, _ = train(make_cfg(tmp_path, mrpc_dir, "run", "distill.teacher_source=online"))
-    assert results["student"]["teacher_source"] == "online" and set(results["student"]["metrics"]) == {
-        "acc",
-        "f1",
-    }
-    with pytest.raises(
-        ValueError, match=r"distill.teacher_source=oracle is not one of \['artifact', 'online'\]"
-    ):
-        train(make_cfg(tmp_path, mrpc_dir, "run2", "distill.teacher_source=oracle"))
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=online"))
+    assert results.student.targets == {"source": "online"} and set(results.student.metrics) == {"acc", "f1"}
+    with pytest.raises(MissingConfigException, match=r"Could not find 'targets/oracle'(.|\n)*\tonline"):
+        make_cfg(tmp_path, mrpc_dir, "run2", "targets=oracle")

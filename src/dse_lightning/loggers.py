@@ -14,6 +14,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from pytorch_lightning.loggers import WandbLogger
 
+from .results import RunResult
 from .sweep import in_multirun
 
 log = logging.getLogger(__name__)
@@ -45,28 +46,28 @@ def wandb_logger(save_dir: str, project: str, name: str | None = None, **kwargs)
     )
 
 
-def _results_table(results: dict):
+def _results_table(result: RunResult):
     import wandb
 
-    models = [("teacher", results["teacher"]), ("student", results.get("student"))]
-    models = [(role, m) for role, m in models if m]
-    metrics = sorted({k for _, m in models for k in m["metrics"]})
-    rows = [[role, m["name"], m["params"], *(m["metrics"].get(k) for k in metrics)] for role, m in models]
+    models = [(role, m) for role, m in (("teacher", result.teacher), ("student", result.student)) if m]
+    metrics = sorted({k for _, m in models for k in m.metrics})
+    rows = [[role, m.name, m.params, *(m.metrics.get(k) for k in metrics)] for role, m in models]
     return wandb.Table(columns=["role", "name", "params", *metrics], data=rows)
 
 
-def report_to_wandb(results: dict) -> None:
+def report_to_wandb(result: RunResult) -> None:
     """Config, results table and the exported student (as a model artifact); then end the W&B run."""
     wandb = sys.modules.get("wandb")  # only a run that used the W&B logger has imported it
     if wandb is None or wandb.run is None:
         return
     run = wandb.run
-    run.config.update(results["config"], allow_val_change=True)
-    run.log({"results": _results_table(results)})
-    student = results.get("student")
+    run.config.update(result.config, allow_val_change=True)
+    run.log({"results": _results_table(result)})
+    student = result.student
     if student:
-        run.summary.update({f"student/{k}": v for k, v in student["metrics"].items()})
-        artifact = wandb.Artifact(f"student-{results['task']}-{run.id}", type="model", metadata=student)
-        artifact.add_dir(student["export"])
+        run.summary.update({f"student/{k}": v for k, v in student.metrics.items()})
+        metadata = result.to_json()["student"]
+        artifact = wandb.Artifact(f"student-{result.task}-{run.id}", type="model", metadata=metadata)
+        artifact.add_dir(student.export)
         run.log_artifact(artifact)
     run.finish()

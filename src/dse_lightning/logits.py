@@ -66,8 +66,32 @@ def _read(path: Path) -> dict:
     return payload
 
 
-def load_logits(path: str | Path, expected: Provenance, ids: list[str]) -> torch.Tensor:
-    """Logits for `ids`, in that order: (len(ids), num_outputs). Raises on any mismatch."""
+@dataclass(frozen=True)
+class KeyedLogits:
+    """Logits (N, K) with the example id of each row; `for_ids` joins them to rows by id."""
+
+    ids: list[str]
+    values: torch.Tensor
+    source: str  # where they came from, for errors
+
+    def for_ids(self, ids: list[str]) -> torch.Tensor:
+        """(len(ids), K) in the order of `ids`; refuses ids it has no row for."""
+        row = {example_id: i for i, example_id in enumerate(self.ids)}
+        missing = [i for i in ids if i not in row]
+        if missing:
+            raise LogitsMismatchError(
+                f"teacher logits {self.source} lack {len(missing)} of {len(ids)} ids (first: {missing[:3]}); "
+                "they were exported for other data"
+            )
+        return self.values[torch.tensor([row[i] for i in ids], dtype=torch.long)]
+
+    def map(self, fn) -> KeyedLogits:
+        """The same ids with fn(values), e.g. a binary teacher's logits reduced to the student's one."""
+        return KeyedLogits(self.ids, fn(self.values), self.source)
+
+
+def read_logits(path: str | Path, expected: Provenance) -> KeyedLogits:
+    """The artifact's logits by id, after checking its provenance. Raises on any mismatch."""
     path = Path(path)
     payload = _read(path)
     found = Provenance(**payload["provenance"])
@@ -77,11 +101,9 @@ def load_logits(path: str | Path, expected: Provenance, ids: list[str]) -> torch
             + "\n  ".join(problems)
             + "\nRe-export them from the matching teacher (stage=teacher)."
         )
-    row = {example_id: i for i, example_id in enumerate(payload["ids"])}
-    missing = [i for i in ids if i not in row]
-    if missing:
-        raise LogitsMismatchError(
-            f"teacher logits {path} lack {len(missing)} of {len(ids)} ids (first: {missing[:3]}); "
-            "they were exported for other data"
-        )
-    return payload["logits"][torch.tensor([row[i] for i in ids], dtype=torch.long)]
+    return KeyedLogits(list(payload["ids"]), payload["logits"], str(path))
+
+
+def load_logits(path: str | Path, expected: Provenance, ids: list[str]) -> torch.Tensor:
+    """Logits for `ids`, in that order: (len(ids), num_outputs). Raises on any mismatch."""
+    return read_logits(path, expected).for_ids(ids)

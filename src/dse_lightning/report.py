@@ -3,65 +3,65 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from .results import RunResult
 
-def summary_table(results: dict) -> str:
+
+def summary_table(result: RunResult) -> str:
     """Teacher vs student on the task's dev metrics, with the student's relative degradation."""
-    teacher, student = results["teacher"], results.get("student")
-    names = list(teacher["metrics"])
+    teacher, student = result.teacher, result.student
+    names = list(teacher.metrics)
     rows = [("model", "params", *names, "rel. degradation")]
     rows.append(
         (
-            f"teacher ({teacher['name']})",
-            f"{teacher['params'] / 1e6:.1f}M",
-            *(f"{teacher['metrics'][m]:.4f}" for m in names),
+            f"teacher ({teacher.name})",
+            f"{teacher.params / 1e6:.1f}M",
+            *(f"{teacher.metrics[m]:.4f}" for m in names),
             "-",
         )
     )
     if student:
-        deg = student["relative_degradation"].get("mean")
+        deg = student.relative_degradation.get("mean")
         rows.append(
             (
-                f"student ({student['name']}, alpha={student['alpha']})",
-                f"{student['params'] / 1e6:.1f}M",
-                *(f"{student['metrics'].get(m, float('nan')):.4f}" for m in names),
+                f"student ({student.name}, alpha={student.alpha})",
+                f"{student.params / 1e6:.1f}M",
+                *(f"{student.metrics.get(m, float('nan')):.4f}" for m in names),
                 f"{deg:.2%}" if deg is not None else "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return f"{results['task']} dev\n" + "\n".join(lines)
+    return f"{result.task} dev\n" + "\n".join(lines)
 
 
 def _fmt(metrics: dict) -> str:
     return " / ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
-def _loss_name(results: dict) -> str:
-    distill = (results.get("student") or {}).get("loss") or (results.get("config") or {}).get("distill") or {}
-    kind = distill.get("kind", "mse")
-    return f"kl T={distill.get('temperature')}" if kind == "kl" else kind
+def _loss_name(loss: dict) -> str:
+    kind = loss.get("kind", "mse")
+    return f"kl T={loss.get('temperature')}" if kind == "kl" else kind
 
 
 def _row(path: Path) -> str:
-    r = json.loads(path.read_text())
-    t, s = r["teacher"], r.get("student") or {}
+    r = RunResult.read(path)
+    t, s = r.teacher, r.student
     name = path.parent.name if path.name == "results.json" else path.stem
-    deg = (s.get("relative_degradation") or {}).get("mean")
+    deg = s.relative_degradation.get("mean") if s else None
     cells = [
         name,
-        r["task"],
-        s.get("name", "-"),
-        s.get("alpha", "-"),
-        s.get("teacher_folds", "-"),
-        _loss_name(r) if s else "-",
-        _fmt(t["metrics"]),
-        _fmt(s.get("metrics", {})) or "-",
+        r.task,
+        s.name if s else "-",
+        s.alpha if s else "-",
+        s.targets.get("folds", 1) if s else "-",
+        _loss_name(s.loss) if s else "-",
+        _fmt(t.metrics),
+        _fmt(s.metrics) if s else "-",
         f"{deg:.2%}" if deg is not None else "-",
-        t.get("train_time_s", "-"),
-        s.get("train_time_s", "-"),
+        t.train_time_s if t.train_time_s is not None else "-",
+        s.train_time_s if s and s.train_time_s is not None else "-",
     ]
     return "| " + " | ".join(str(c) for c in cells) + " |"
 

@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
+from .results import RunResult
 from .utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -91,13 +92,13 @@ def _overrides(job: Path) -> list[str]:
 def _job_row(job: Path) -> dict:
     row: dict = {"job": job.name, "overrides": " ".join(_overrides(job))}
     if (job / "results.json").is_file():
-        r = json.loads((job / "results.json").read_text())
-        row |= {"status": "ok", "task": r["task"], "seed": r["seed"]}
-        row |= {f"teacher/{k}": v for k, v in r["teacher"]["metrics"].items()}
-        student = r.get("student") or {}
-        row |= {f"student/{k}": v for k, v in student.get("metrics", {}).items()}
-        if "mean" in student.get("relative_degradation", {}):
-            row["student/rel_degradation"] = student["relative_degradation"]["mean"]
+        r = RunResult.read(job / "results.json")
+        row |= {"status": "ok", "task": r.task, "seed": r.seed}
+        row |= {f"teacher/{k}": v for k, v in r.teacher.metrics.items()}
+        if r.student:
+            row |= {f"student/{k}": v for k, v in r.student.metrics.items()}
+            if "mean" in r.student.relative_degradation:
+                row["student/rel_degradation"] = r.student.relative_degradation["mean"]
     elif (job / FAILED).is_file():
         row |= {"status": "failed", "error": json.loads((job / FAILED).read_text())["error"]}
     else:

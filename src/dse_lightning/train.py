@@ -1,29 +1,31 @@
 """The one entry point: `python -m dse_lightning.train task=mrpc student=bilstm`.
 
-`main()` is thin; `train(cfg)` returns (results, objects) so tests, sweeps and Optuna can call it.
+`main()` is thin; `train(cfg)` returns the run's `RunResult` so tests, sweeps and Optuna can call it.
 """
 
 from __future__ import annotations
 
 import logging
 import subprocess
+import time
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
+from .config import CONFIG_PATH, register_resolvers
 from .data.tasks import TaskSpec
 from .loggers import report_to_wandb
 from .pipeline.common import config_dict
-from .pipeline.distill import check_target_options, retire_student, run_distill
+from .pipeline.distill import Stage, retire_student
 from .pipeline.teacher import run_teacher
 from .report import summary_table
-from .resolvers import register_resolvers
+from .results import RunResult
 from .sweep import in_multirun, job_overrides, job_scope, record_failure
-from .utils.io import write_json
 
 log = logging.getLogger(__name__)
 STAGES = ("teacher", "distill", "all")
@@ -44,46 +46,51 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def train(cfg: DictConfig) -> tuple[dict, dict]:
-    """Run the configured stage(s); write and return results.json's content.
+def train(cfg: DictConfig) -> RunResult:
+    """Run the configured stage(s); write results.json and return its content.
 
     The distill stage needs a teacher: it reuses the cached one whose provenance matches, or fits it.
-    A stage killed part-way resumes from its work dir when the same command runs again (pipeline/resume.py).
+    A stage killed part-way resumes from its work dir when the same command runs again (store.py).
     """
+    start = time.time()
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
-    if cfg.stage in ("distill", "all"):
-        check_target_options(cfg)  # before any teacher work
-    pl.seed_everything(cfg.teacher.seed, workers=True)  # = seed unless the teacher is shared across seeds
     task = TaskSpec.from_config(cfg.task)
+    distilling = cfg.stage in ("distill", "all")
+    if distilling:  # the loss and the target source refuse bad options before any teacher work
+        loss = instantiate(cfg.distill, kind=task.kind)
+        source = instantiate(cfg.targets)
+        source.check(cfg)
+    pl.seed_everything(cfg.teacher.seed, workers=True)  # = seed unless the teacher is shared across seeds
     run_dir = Path(cfg.paths.output_dir)
-    teacher = run_teacher(cfg, task, run_dir)
-    results = {
-        "task": task.name,
-        "stage": cfg.stage,
-        "seed": cfg.seed,
-        "data": teacher.pop("data"),
-        "teacher": teacher,
-    }
-    if cfg.stage in ("distill", "all"):
+    teacher, data = run_teacher(cfg, task, run_dir)
+    student = None
+    if distilling:
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
-        results["student"] = run_distill(cfg, task, teacher, run_dir)
-    results |= {
-        "commit": git_commit(),
-        "torch_threads": torch.get_num_threads(),  # CPU float sums, hence a few predictions, depend on it
-        "overrides": job_overrides(),
-        "config": config_dict(cfg, drop=("hydra",)),
-    }
+        student = Stage(cfg, task, teacher, data, loss, source, run_dir).run()
+    result = RunResult(
+        task=task.name,
+        stage=cfg.stage,
+        seed=cfg.seed,
+        data=data,
+        teacher=teacher,
+        student=student,
+        commit=git_commit(),
+        torch_threads=torch.get_num_threads(),
+        wall_time_s=round(time.time() - start, 1),
+        overrides=job_overrides(),
+        config=config_dict(cfg, drop=("hydra",)),
+    )
     if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
-        write_json(run_dir / "results.json", results)
-        if "student" in results:
-            retire_student(cfg, task, results["student"], run_dir)  # only now: results.json holds it
-        log.info("results: %s\n%s", run_dir / "results.json", summary_table(results))
-        report_to_wandb(results)
-    return results, {"task": task}
+        result.write(run_dir / "results.json")
+        if student is not None:
+            retire_student(cfg, task, student, run_dir)  # only now: results.json holds it
+        log.info("results: %s\n%s", run_dir / "results.json", summary_table(result))
+        report_to_wandb(result)
+    return result
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Returns the monitored dev metric (of the student when there is one): the sweep objective.
 
@@ -92,14 +99,13 @@ def main(cfg: DictConfig) -> float | None:
     """
     try:
         with job_scope():
-            results, _ = train(cfg)
+            result = train(cfg)
     except Exception as err:
         if not in_multirun():
             raise
         record_failure(Path(cfg.paths.output_dir), err)
         return None
-    model = results.get("student") or results["teacher"]
-    return model["metrics"].get(cfg.task.monitor)
+    return result.model.metrics.get(cfg.task.monitor)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from transformers import logging as hf_logging
 
-from ..resolvers import embedded_model_dir
+from ..config import embedded_model_dir
 from ..utils.io import write_json
 from .report import bounds_lines, write_markdown, write_plot
 from .run import run

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from omegaconf import OmegaConf
-
+from ..config import load_task
 from ..data.sources import resolve_source
-from ..data.tasks import TaskSpec
-
-TASK_DIR = Path(__file__).resolve().parents[3] / "conf" / "task"  # the repo's Hydra task group
-
-
-def load_task(name: str) -> TaskSpec:
-    path = TASK_DIR / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in TASK_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"--tasks: no task config {path}; known tasks: {known}")
-    return TaskSpec.from_config(OmegaConf.load(path))
 
 
 def real_sentences(tasks: list[str], data_dir: str | None) -> tuple[list[str], dict[str, str]]:

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from ..export import load_student
-from ..models.components import Pooling, TransformerEncoder, build_head
+from ..models.components import ConcatHead, DotHead, Pooling, TransformerEncoder
 from ..scoring.encode import EncodeFn
 
 
@@ -35,7 +35,7 @@ def build_teacher(backbone: str) -> tuple[nn.Module, AutoTokenizer]:
 
 def _random_head(kind: str, d: int, hidden: int) -> nn.Module:
     torch.manual_seed(0)
-    return build_head(kind, d, 1, **({"hidden_dim": hidden} if kind == "concat" else {})).eval()
+    return (ConcatHead(d, 1, hidden_dim=hidden) if kind == "concat" else DotHead(d)).eval()
 
 
 def paper_student(backbone: str, max_length: int, hidden: int, name: str) -> BenchStudent:
@@ -54,8 +54,7 @@ def paper_student(backbone: str, max_length: int, hidden: int, name: str) -> Ben
 
 def exported_student(path: str, hidden: int) -> BenchStudent:
     student = load_student(path)
-    own = student.spec["head"]["kind"]
-    d = student.spec["head"]["embed_dim"]
+    own, d = student.head.name, student.head.embed_dim
     heads = {
         kind: student.head if kind == own else _random_head(kind, d, hidden) for kind in ("concat", "dot")
     }

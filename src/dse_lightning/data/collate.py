@@ -9,14 +9,17 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 
-def _labels(rows: list[dict], regression: bool) -> torch.Tensor:
-    return torch.tensor([r["label"] for r in rows], dtype=torch.float32 if regression else torch.long)
+def _labels(rows: list[dict], dtype: torch.dtype) -> torch.Tensor:
+    return torch.tensor([r["label"] for r in rows], dtype=dtype)
 
 
 def _targets(rows: list[dict], batch: dict) -> dict:
-    """Add the teacher's logits (B, K) when the train split carries them (see attach_teacher_logits)."""
+    """Add the teacher's logits (B, K) when the rows carry them, and `has_label` (B,) when some rows
+    have no gold label (pairs only the teacher labelled)."""
     if "teacher" in rows[0]:
         batch["teacher_logits"] = torch.tensor([r["teacher"] for r in rows], dtype=torch.float32)
+    if "has_label" in rows[0]:
+        batch["has_label"] = torch.tensor([r["has_label"] for r in rows], dtype=torch.bool)
     return batch
 
 
@@ -25,12 +28,14 @@ class PairCollator:
     """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}."""
 
     tokenizer: PreTrainedTokenizerBase
-    regression: bool = False
+    label_dtype: torch.dtype = torch.long
 
     def __call__(self, rows: list[dict]) -> dict:
-        feats = [{k: v for k, v in r.items() if k not in ("id", "label", "teacher")} for r in rows]
+        feats = [
+            {k: v for k, v in r.items() if k not in ("id", "label", "teacher", "has_label")} for r in rows
+        ]
         batch = dict(self.tokenizer.pad(feats, return_tensors="pt"))
-        batch["labels"] = _labels(rows, self.regression)
+        batch["labels"] = _labels(rows, self.label_dtype)
         batch["ids"] = [r["id"] for r in rows]
         return _targets(rows, batch)
 
@@ -44,7 +49,7 @@ class SentencePairCollator:
 
     tokenizer: PreTrainedTokenizerBase
     sentences: datasets.Dataset
-    regression: bool = False
+    label_dtype: torch.dtype = torch.long
     pair_max_length: int | None = None  # set: also the pair encoding, for an online cross-encoder teacher
 
     def __call__(self, rows: list[dict]) -> dict:
@@ -59,7 +64,7 @@ class SentencePairCollator:
             "sentences": padded,
             "a": torch.tensor([local[r["a"]] for r in rows]),
             "b": torch.tensor([local[r["b"]] for r in rows]),
-            "labels": _labels(rows, self.regression),
+            "labels": _labels(rows, self.label_dtype),
             "ids": [r["id"] for r in rows],
         }
         if self.pair_max_length is not None:

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import datasets
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from ..logits import Provenance
 from .collate import PairCollator, SentencePairCollator
 from .encode import build_or_load, tokenizer_fingerprint
 from .resumable import EpochSampler, ResumableLoader
 from .sharding import ShardedBatchSampler, local_batch_size, rank_and_world
 from .sources import resolve_source
 from .tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from ..targets import StudentTargets
 
 log = logging.getLogger(__name__)
 View = Literal["pair", "sentence"]
@@ -33,6 +35,10 @@ class GluePairDataModule(pl.LightningDataModule):
     `batch_size` is the global batch: under DDP each process takes its share (see `sharding.py`).
     The train order is a permutation seeded by `seed` + epoch, and the train loader's position is saved
     in checkpoints (see resumable.py). `truncated[split]` counts inputs cut to `max_length`.
+
+    `targets` (targets/): the teacher's logits, joined to the train rows by id (batches then carry
+    `teacher_logits`), or an online teacher (sentence-view train batches then also carry their pair
+    encoding). `train_rows`: only these train rows (by position), e.g. a fold teacher's share.
     """
 
     def __init__(
@@ -52,17 +58,18 @@ class GluePairDataModule(pl.LightningDataModule):
         max_bad_rows: int = 10,
         max_bad_fraction: float = 0.001,
         seed: int = 0,  # the training order's shuffle seed (the run's seed)
+        targets: StudentTargets | None = None,
+        train_rows: list[int] | None = None,
     ) -> None:
         super().__init__()
         if view not in ("pair", "sentence"):
             raise ValueError(f"data.view must be 'pair' or 'sentence', got '{view}'")
-        self.save_hyperparameters(ignore=["task"])
-        self.task = task
+        self.save_hyperparameters(ignore=["task", "targets", "train_rows"])
+        self.task, self.targets, self.train_rows = task, targets, train_rows
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
         self.data: dict[str, datasets.DatasetDict] = {}
         self.truncated: dict[str, int] = {}
-        self.pair_inputs = False  # sentence view: also give train batches their pair encoding
         self._train_loader: ResumableLoader | None = None
         self._train_resume: dict | None = None  # a checkpoint's train position, for the next train loader
         self._fingerprints: dict[str, str] = {}
@@ -78,6 +85,17 @@ class GluePairDataModule(pl.LightningDataModule):
             suffix = f"+subset{limit}" if limit else ""
             self._fingerprints[split] = self.source.fingerprint(split) + suffix
         return self._fingerprints[split]
+
+    def provenance(self, teacher_checkpoint: str) -> Provenance:
+        """What teacher logits of this train split must carry: `teacher_checkpoint` names the teacher."""
+        return Provenance(
+            task=self.task.name,
+            split="train",
+            teacher_checkpoint=teacher_checkpoint,
+            tokenizer=tokenizer_fingerprint(self.tokenizer),
+            max_length=self.hparams.max_length,
+            data_checksum=self.fingerprint("train"),
+        )
 
     def _key_fields(self, split: str, view: View) -> dict:
         return {
@@ -112,10 +130,20 @@ class GluePairDataModule(pl.LightningDataModule):
         for split in self.task.splits:
             self._encoded(split)
 
+    def _train_split(self, data: datasets.DatasetDict) -> datasets.DatasetDict:
+        pairs = data["pairs"]
+        if self.train_rows is not None:
+            pairs = pairs.select(self.train_rows)
+        if self.targets is not None and self.targets.logits is not None:
+            teacher = self.targets.logits.for_ids(list(pairs["id"]))  # (N, K), joined by id
+            pairs = pairs.add_column("teacher", teacher.float().tolist())
+        return datasets.DatasetDict({**data, "pairs": pairs})
+
     def setup(self, stage: str | None = None) -> None:
         for split in self.task.splits:
             if split not in self.data:
-                self.data[split], meta = self._encoded(split)
+                data, meta = self._encoded(split)
+                self.data[split] = self._train_split(data) if split == "train" else data
                 self.truncated[split] = meta["truncated"]
                 log.info(
                     "%s/%s: %d examples from %s (%d input(s) truncated to max_length=%d)",
@@ -127,24 +155,6 @@ class GluePairDataModule(pl.LightningDataModule):
                     self.hparams.max_length,
                 )
 
-    def attach_teacher_logits(self, logits: torch.Tensor) -> None:
-        """Teacher targets (N_train, K), in the order of `ids("train")`; batches then carry them."""
-        pairs = self.data["train"]["pairs"]
-        if len(logits) != len(pairs):
-            raise ValueError(f"{len(logits)} rows of teacher logits for {len(pairs)} train examples")
-        if "teacher" in pairs.column_names:
-            pairs = pairs.remove_columns("teacher")
-        self.data["train"]["pairs"] = pairs.add_column("teacher", logits.float().tolist())
-
-    def with_train_rows(self, indices: list[int]) -> GluePairDataModule:
-        """A shallow copy whose train split holds only `indices` (fold teachers); dev is shared."""
-        clone = copy.copy(self)
-        clone._train_loader = clone._train_resume = None
-        train = datasets.DatasetDict(self.data["train"])
-        train["pairs"] = train["pairs"].select(indices)
-        clone.data = {**self.data, "train": train}
-        return clone
-
     def num_examples(self, split: str) -> int:
         return len(self.data[split]["pairs"])
 
@@ -153,11 +163,12 @@ class GluePairDataModule(pl.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------------
     def _collator(self, split: str):
-        regression = self.task.type == "regression"
+        dtype = self.task.kind.label_dtype
         if self.hparams.view == "pair":
-            return PairCollator(self.tokenizer, regression)
-        pair_len = self.hparams.max_length if self.pair_inputs and split == "train" else None
-        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], regression, pair_len)
+            return PairCollator(self.tokenizer, dtype)
+        online = self.targets is not None and self.targets.online is not None and split == "train"
+        pair_len = self.hparams.max_length if online else None
+        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], dtype, pair_len)
 
     def _loader(self, split: str, **sampling) -> DataLoader:
         return DataLoader(

@@ -4,10 +4,9 @@
 - sentence view (siamese students): each distinct sentence of the split tokenised once, and the pairs
   as indices into that table.
 The cache key covers everything that changes the result: task, split, view, tokenizer, max length,
-data checksum and subset; a change in any of them builds a new entry. An entry is built in a temp folder
-and renamed into place, its `meta.json` (row count, truncations, sha256 of every file) written last; an
-entry that fails that check on load is rebuilt with a warning. A file lock keeps two jobs from building
-the same entry at once.
+data checksum and subset; a change in any of them builds a new entry. Entries live in the artifact
+store (store.py: published atomically under a lock, verified on load); one that fails the check is rebuilt
+with a warning. Its meta records the row count and the inputs truncated to max_length.
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ from pathlib import Path
 import datasets
 from transformers import PreTrainedTokenizerBase
 
-from ..utils.io import atomic_dir, locked, sha256_json, tree_problems, tree_sha256, write_json
+from ..store import Artifact, Store
+from ..utils.io import sha256_json
 
 log = logging.getLogger(__name__)
-CACHE_FORMAT = 2  # bump when the on-disk layout changes (2: meta.json holds the files' sha256)
+CACHE_FORMAT = 3  # bump when the on-disk layout changes (3: the artifact store's manifest.json)
 
 
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -34,16 +34,6 @@ def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
         # Calls with truncation/padding mutate these two fields of the backend; they are not identity.
         state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
     return sha256_json([type(tokenizer).__name__, state, tokenizer.padding_side])
-
-
-def cache_entry(cache_dir: Path, key_fields: dict) -> Path:
-    key = sha256_json({**key_fields, "format": CACHE_FORMAT})[:20]
-    return (
-        Path(cache_dir)
-        / "tokenized"
-        / key_fields["task"]
-        / f"{key_fields['split']}.{key_fields['view']}.{key}"
-    )
 
 
 def _count_truncated(tokenizer, first: list[str], second: list[str] | None, max_length: int) -> int:
@@ -84,20 +74,7 @@ def encode_sentences(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple
     return datasets.DatasetDict(pairs=pairs, sentences=sentences), truncated
 
 
-def _entry_problem(entry: Path) -> str | None:
-    """Why a cache entry cannot be used as it is (None: complete and intact)."""
-    meta_file = entry / "meta.json"
-    if not meta_file.is_file():
-        return "no meta.json" if entry.exists() else "absent"
-    try:
-        meta = json.loads(meta_file.read_text())
-        problems = tree_problems(entry / "data", meta["sha256"])
-    except (ValueError, KeyError) as err:
-        return f"unreadable meta.json ({err})"
-    return "; ".join(problems) or None
-
-
-def _build(raw_fn, key_fields: dict, entry: Path, tokenizer, max_length: int) -> None:
+def _build(store: Store, key: str, raw_fn, key_fields: dict, tokenizer, max_length: int) -> Artifact:
     encode = encode_pairs if key_fields["view"] == "pair" else encode_sentences
     encoded, truncated = encode(raw_fn(), tokenizer, max_length)
     if truncated:
@@ -108,25 +85,22 @@ def _build(raw_fn, key_fields: dict, entry: Path, tokenizer, max_length: int) ->
             truncated,
             max_length,
         )
-    with atomic_dir(entry) as tmp:
+
+    def write(tmp: Path) -> dict:
         encoded.save_to_disk(str(tmp / "data"))
-        meta = {**key_fields, "truncated": truncated, "rows": len(encoded["pairs"])}
-        write_json(tmp / "meta.json", {**meta, "sha256": tree_sha256(tmp / "data")})  # last: the marker
+        return {**key_fields, "truncated": truncated, "rows": len(encoded["pairs"])}
+
+    return store.publish(key, write, writer=True)  # whoever builds it writes (prepare_data: one per node)
 
 
 def build_or_load(
     raw_fn, key_fields: dict, cache_dir: Path, tokenizer, max_length: int
 ) -> tuple[datasets.DatasetDict, dict]:
-    """The cached encoding for `key_fields` and its meta.json, building it from `raw_fn()` if absent,
+    """The cached encoding for `key_fields` and its meta record, building it from `raw_fn()` if absent,
     incomplete or corrupted."""
-    entry = cache_entry(cache_dir, key_fields)
-    with locked(entry, f"{entry.name}: another job is tokenising it; waiting"):
-        problem = _entry_problem(entry)
-        if problem not in (None, "absent"):
-            log.warning(
-                "tokenisation cache %s is incomplete or corrupted (%s); rebuilding it", entry, problem
-            )
-        if problem is not None:
-            _build(raw_fn, key_fields, entry, tokenizer, max_length)
-        meta = json.loads((entry / "meta.json").read_text())
-        return datasets.load_from_disk(str(entry / "data")), meta
+    store = Store(Path(cache_dir) / "tokenized" / key_fields["task"], "tokenisation cache")
+    key = f"{key_fields['split']}.{key_fields['view']}.{sha256_json({**key_fields, 'format': CACHE_FORMAT})[:20]}"
+    entry = store.get_or_build(
+        key, lambda: _build(store, key, raw_fn, key_fields, tokenizer, max_length), rebuild_corrupt=True
+    )
+    return datasets.load_from_disk(str(entry.path / "data")), entry.meta

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,19 +60,6 @@ def _column_index(path: Path, header: list[str], task: TaskSpec) -> dict[str, in
     return index
 
 
-def _parse_label(raw: str, task: TaskSpec) -> int | float:
-    """Label string -> class index, or float score for regression; ValueError says why not."""
-    if task.type != "regression":
-        if raw not in task.labels:
-            raise ValueError(f"label '{raw}' is not one of {task.labels}")
-        return task.labels.index(raw)
-    score = float(raw)  # ValueError for "n/a" and friends
-    low, high = task.score_range or (-math.inf, math.inf)
-    if not math.isfinite(score) or not low <= score <= high:
-        raise ValueError(f"score {raw} outside {task.score_range}")
-    return score
-
-
 def _parse_row(cells: list[str], idx: dict, task: TaskSpec) -> dict:
     s1, s2 = cells[idx["sentence1"]].strip(), cells[idx["sentence2"]].strip()
     if not s1 or not s2:
@@ -82,7 +68,7 @@ def _parse_row(cells: list[str], idx: dict, task: TaskSpec) -> dict:
         "id": "_".join(cells[i] for i in idx["id"]),
         "sentence1": s1,
         "sentence2": s2,
-        "label": _parse_label(cells[idx["label"]].strip(), task),
+        "label": task.kind.parse_label(cells[idx["label"]].strip(), task.labels, task.score_range),
     }
 
 

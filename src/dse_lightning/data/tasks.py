@@ -8,12 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics import MetricCollection
 
-TASK_TYPES = ("binary", "multiclass", "regression")
+from .task_kinds import TASK_KINDS, TaskKind
 
 
 @dataclass
@@ -60,9 +59,9 @@ class TaskSpec:
     monitor_mode: str = "max"
 
     def __post_init__(self) -> None:
-        if self.type not in TASK_TYPES:
-            raise ValueError(f"task '{self.name}': type must be one of {TASK_TYPES}, got '{self.type}'")
-        if self.type != "regression" and len(self.labels) < 2:
+        if self.type not in TASK_KINDS:
+            raise ValueError(f"task '{self.name}': type must be one of {list(TASK_KINDS)}, got '{self.type}'")
+        if self.kind.class_logits and len(self.labels) < 2:
             raise ValueError(f"task '{self.name}': a {self.type} task needs at least two labels")
         if "train" not in self.splits or len(self.eval_splits) == 0:
             raise ValueError(f"task '{self.name}': splits need 'train' and at least one evaluation set")
@@ -83,30 +82,21 @@ class TaskSpec:
         return [s for s in self.splits if s != "train"]
 
     @property
+    def kind(self) -> TaskKind:
+        """Everything that depends on the task type (outputs, targets, losses, scores)."""
+        return TASK_KINDS[self.type]
+
+    @property
     def num_labels(self) -> int:
         """Outputs of a cross-encoder: one per class, or one score for regression."""
-        return 1 if self.type == "regression" else len(self.labels)
+        return self.kind.teacher_outputs(self.labels)
 
     @property
     def num_student_outputs(self) -> int:
         """Outputs of a student head: binary tasks distil one logit (z1 - z0), multiclass all C."""
-        return len(self.labels) if self.type == "multiclass" else 1
+        return self.kind.student_outputs(self.labels)
 
     def build_metrics(self, prefix: str, split: str) -> MetricCollection:
         """One fresh torchmetrics collection, e.g. prefix 'val/' + 'acc' + '_mm'."""
         metrics = {name: instantiate(conf) for name, conf in self.metrics.items()}
         return MetricCollection(metrics, prefix=prefix, postfix=self.splits[split].metric_suffix or None)
-
-    def metric_input(self, logits: torch.Tensor) -> torch.Tensor:
-        """Map model outputs to what the task's metrics take.
-
-        binary: P(class 1), from two logits (B, 2) or one (B, 1)/(B,); multiclass: logits (B, C);
-        regression: the score (B,).
-        """
-        if self.type == "multiclass":
-            return logits
-        if self.type == "regression":
-            return logits.reshape(-1)
-        if logits.dim() == 2 and logits.shape[-1] == 2:
-            return logits.softmax(-1)[:, 1]
-        return logits.reshape(-1).sigmoid()

@@ -1,5 +1,5 @@
 """Trained students, loadable without the training code: `load_student(path).score(a, b)`."""
 
-from .student_io import ExportedStudent, export_student, load_student, logits_to_scores, verify_export
+from .student_io import ExportedStudent, export_student, load_student, verify_export
 
-__all__ = ["ExportedStudent", "export_student", "load_student", "logits_to_scores", "verify_export"]
+__all__ = ["ExportedStudent", "export_student", "load_student", "verify_export"]

@@ -31,7 +31,7 @@ class PairTaskModule(pl.LightningModule):
         logits = self(batch)
         loss = self.eval_loss(logits, batch)
         collection = metrics[dataloader_idx]
-        collection.update(self.task.metric_input(logits), batch["labels"])
+        collection.update(self.task.kind.metric_input(logits), batch["labels"])
         suffix = self.task.splits[self.task.eval_splits[dataloader_idx]].metric_suffix
         bs = len(batch["ids"])
         self.log(f"{stage}/loss{suffix}", loss, batch_size=bs, add_dataloader_idx=False, sync_dist=True)

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from ..data.tasks import TaskSpec
-from ..losses import DistillLoss, task_loss
+from ..losses import DistillLoss
 from .base import PairTaskModule
-from .build import teacher_targets
 from .components.student import SiameseStudent
 
 
@@ -55,7 +54,7 @@ class DistillModule(PairTaskModule):
         if "teacher_logits" in batch or self.teacher is None:
             return batch.get("teacher_logits")
         with torch.no_grad():
-            return teacher_targets(self.task, self.teacher(**batch["pair"]).logits)
+            return self.task.kind.student_targets(self.teacher(**batch["pair"]).logits)
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         emb = self.student.encode(batch["sentences"])  # (S, D): each distinct sentence once
@@ -63,11 +62,11 @@ class DistillModule(PairTaskModule):
 
     def eval_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         # No teacher logits on dev: the evaluation loss is the task loss alone.
-        return task_loss(logits, batch["labels"], self.task.type)
+        return self.task.kind.task_loss(logits, batch["labels"])
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch)
-        parts = self.loss(logits, batch["labels"], self._targets(batch))
+        parts = self.loss(logits, batch["labels"], self._targets(batch), batch.get("has_label"))
         bs = len(batch["ids"])
         self.log("train/loss", parts["loss"], prog_bar=True, batch_size=bs)
         self.log_dict(

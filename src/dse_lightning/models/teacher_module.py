@@ -43,9 +43,7 @@ class TeacherModule(PairTaskModule):
         return self.model(**inputs).logits  # (B, num_labels)
 
     def eval_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
-        if self.task.type == "regression":
-            return nn.functional.mse_loss(logits.squeeze(-1), batch["labels"])
-        return nn.functional.cross_entropy(logits, batch["labels"])
+        return self.task.kind.teacher_loss(logits, batch["labels"])
 
     def model_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch)

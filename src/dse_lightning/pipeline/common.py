@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch.distributed as dist
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -20,27 +19,27 @@ log = logging.getLogger(__name__)
 
 
 def build_datamodule(
-    cfg: DictConfig, task: TaskSpec, view: str, tokenizer: str, batch_size: int, seed: int | None = None
-):
-    """`seed` (default: the run's) orders the train rows; the teacher passes its own."""
+    cfg: DictConfig,
+    task: TaskSpec,
+    view: str,
+    tokenizer: str,
+    batch_size: int,
+    seed: int | None = None,
+    **data,
+) -> GluePairDataModule:
+    """`cfg.data` for one stage; `seed` (default: the run's) orders the train rows, `data` adds the
+    DataModule's other arguments (targets, train_rows). Lightning calls its hooks: under DDP, rank 0
+    tokenises while the others wait."""
     # The task goes in after instantiation: its metric configs are not for Hydra to build.
     make_dm = instantiate(cfg.data, _partial_=True, _convert_="object")
-    dm: GluePairDataModule = make_dm(
+    return make_dm(
         task=task,
         tokenizer=tokenizer,
         view=view,
         batch_size=batch_size,
         seed=cfg.seed if seed is None else seed,
+        **data,
     )
-    # Once a DDP process group exists (a later stage of the same job), rank 0 builds the tokenisation
-    # cache and the others wait, instead of all building it at once; before, only rank 0 is running.
-    grouped = dist.is_available() and dist.is_initialized()
-    if not grouped or dist.get_rank() == 0:
-        dm.prepare_data()
-    if grouped:
-        dist.barrier()
-    dm.setup()
-    return dm
 
 
 def build_callbacks(cfg: DictConfig, task: TaskSpec, ckpt_dir: Path) -> list[pl.Callback]:

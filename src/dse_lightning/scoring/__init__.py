@@ -2,7 +2,7 @@
 
 from .encode import encode_corpus
 from .index import CandidateIndex, Hit, open_index
-from .scorers import ConcatScorer, DotScorer, build_scorer, naive_logits
+from .scorers import ConcatScorer, DotScorer, naive_logits
 from .store import EmbeddingStore, StoreMismatchError, student_identity
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "EmbeddingStore",
     "Hit",
     "StoreMismatchError",
-    "build_scorer",
     "encode_corpus",
     "naive_logits",
     "open_index",

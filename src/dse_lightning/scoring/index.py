@@ -16,9 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..export import ExportedStudent, load_student, logits_to_scores
+from ..data.task_kinds import TASK_KINDS
+from ..export import ExportedStudent, load_student
+from ..store import MANIFEST
 from .encode import encode_corpus
-from .scorers import RankKey, build_scorer, single_output
+from .scorers import RankKey, single_output
 from .store import EmbeddingStore, student_identity
 
 log = logging.getLogger(__name__)
@@ -32,14 +34,14 @@ class Hit:
 
 
 def rank_key(spec: dict, label: str | None) -> tuple[RankKey, int | None]:
-    """How candidates are ranked, and the class column reported (multiclass only).
+    """How candidates are ranked, and the class column reported (heads with several outputs only).
 
-    Binary and regression heads rank by their one logit (sigmoid is monotone but saturates to ties
+    One-output heads (binary, regression) rank by their logit (sigmoid is monotone but saturates to ties
     in float32); multiclass heads by the log-probability of `label`.
     """
-    if spec["task_type"] != "multiclass":
-        return single_output, None
     labels = spec["labels"]
+    if TASK_KINDS[spec["task_type"]].student_outputs(labels) == 1:
+        return single_output, None
     if label not in labels:
         raise ValueError(
             f"a {len(labels)}-class student ranks candidates by one class's probability: "
@@ -61,10 +63,10 @@ class CandidateIndex:
     ) -> None:
         self.student, self.store = student, store
         self.key, self.column = rank_key(student.spec, label)
-        self.scorer = build_scorer(student.head, store.embeddings, chunk_size)
+        self.scorer = student.head.scorer(store.embeddings, chunk_size)
 
     def _scores(self, logits: Tensor) -> Tensor:
-        scores = logits_to_scores(self.student.spec["task_type"], logits)  # (k,) or (k, C)
+        scores = self.student.kind.scores(logits)  # (k,) or (k, C)
         return scores[:, self.column] if self.column is not None else scores.reshape(-1)
 
     @torch.inference_mode()
@@ -95,7 +97,7 @@ def open_index(
     student, student_id = load_student(student_dir), student_identity(student_dir)
     store_path = Path(store_path)
     distinct = list(dict.fromkeys(candidates)) if candidates is not None else None
-    if (store_path / "store.json").is_file() and not rebuild:
+    if (store_path / MANIFEST).is_file() and not rebuild:
         store = EmbeddingStore.load(store_path, student_id)
         if distinct is not None:
             store.check_sentences(distinct, "the given candidates")

@@ -11,18 +11,21 @@ Shapes: N = candidates, d = embedding width, h = the concat head's hidden width,
 - `DotScorer`: a faiss `IndexFlatIP` over the L2-normalised candidates; the head's scale and bias
   are applied to the k cosines it returns.
 - `naive_logits`: the head itself over every (u, v) pair: the reference both must equal.
+Each head builds its own (`head.scorer(candidates)`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.components.heads import ConcatHead, DotHead
+if TYPE_CHECKING:
+    from ..models.components.heads import ConcatHead, DotHead
 
 RankKey = Callable[[Tensor], Tensor]  # logits (N, C) -> one ranking value per candidate (N,)
 
@@ -131,12 +134,3 @@ class DotScorer:
             faiss.omp_set_num_threads(threads)
         sims = torch.from_numpy(sims[0] * (-1.0 if self.scale < 0 else 1.0))
         return (self.scale * sims + self.bias).unsqueeze(-1), torch.from_numpy(idx[0].astype(np.int64))
-
-
-def build_scorer(head: nn.Module, candidates: Tensor, chunk_size: int = 1024) -> ConcatScorer | DotScorer:
-    """The fast scorer for a student's head (eval mode is assumed: dropout is not applied)."""
-    if isinstance(head, ConcatHead):
-        return ConcatScorer(head, candidates, chunk_size)
-    if isinstance(head, DotHead):
-        return DotScorer(head, candidates)
-    raise TypeError(f"no fast scorer for head {type(head).__name__}; expected ConcatHead or DotHead")

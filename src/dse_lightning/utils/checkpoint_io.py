@@ -1,26 +1,32 @@
-"""Lightning checkpoints written atomically, with a sha256 file verified before a checkpoint is trusted."""
+"""Lightning checkpoints written atomically, each entered in its folder's manifest (store.record_file)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from .io import atomic_path, checksum_path
+from ..store import forget_file, record_file
+from .io import atomic_path, sha256_file
+
+
+def _record(path: Path, tmp: Path) -> None:
+    record_file(path, sha256_file(tmp))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """`Trainer(plugins=[AtomicCheckpointIO()])`: every checkpoint (best, last, the teacher's weights) is
-    saved to a temp file beside its target and renamed, with `<file>.sha256` beside it (local paths)."""
+    saved to a temp file beside its target and renamed, its sha256 in the folder's `manifest.json`."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_path(path, checksum=True) as tmp:
+        with atomic_path(path, before_rename=partial(_record, Path(path))) as tmp:
             torch.save(checkpoint, tmp)
 
     def remove_checkpoint(self, path) -> None:
         super().remove_checkpoint(path)
-        checksum_path(Path(path)).unlink(missing_ok=True)
+        forget_file(Path(path))

@@ -1,4 +1,4 @@
-"""Atomic artifact writes, content hashes and their verification.
+"""Atomic writes, content hashes and inter-process locks: the primitives under `store.py`.
 
 Every artifact (results, logits, checkpoints, caches, exports) is written to a temporary sibling and
 renamed into place, so a killed or failing write never leaves a file that later loads as valid. A write
@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,28 +69,11 @@ def _write_errors(path: Path) -> Iterator[None]:
         raise
 
 
-def checksum_path(path: str | Path) -> Path:
-    """`<file>.sha256`: line 1 is the file's sha256; a line 2, its previous version's (see atomic_path)."""
-    path = Path(path)
-    return path.with_name(path.name + ".sha256")
-
-
-def _write_checksum(path: Path, digest: str) -> None:
-    # Written before the rename, listing the old hash too: a kill between the two renames leaves a file
-    # that matches one of the lines, never a valid file reported as corrupt.
-    side = checksum_path(path)
-    lines = [f"{digest}  {path.name}"]
-    if path.is_file() and side.is_file():
-        lines += side.read_text().splitlines()[:1]
-    with atomic_path(side) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-
-
 @contextlib.contextmanager
-def atomic_path(path: str | Path, checksum: bool = False) -> Iterator[Path]:
+def atomic_path(path: str | Path, before_rename: Callable[[Path], None] | None = None) -> Iterator[Path]:
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds.
 
-    checksum: also write `<path>.sha256`, which `verify_checksum` checks before the file is trusted.
+    before_rename(tmp) runs after the block, before the rename (store.record_file enters the file's hash).
     """
     path = Path(path)
     with _write_errors(path):
@@ -102,8 +85,8 @@ def atomic_path(path: str | Path, checksum: bool = False) -> Iterator[Path]:
         with _write_errors(path):
             yield tmp_path
             os.chmod(tmp_path, 0o644)  # mkstemp makes 0600; artifacts are for the whole team
-            if checksum:
-                _write_checksum(path, sha256_file(tmp_path))
+            if before_rename is not None:
+                before_rename(tmp_path)
             os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -155,57 +138,3 @@ def write_json(path: str | Path, obj: Any) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     return Path(path)
-
-
-def check_sha256(path: str | Path, expected: str | list[str], source: str, remedy: str) -> None:
-    """Raise CorruptArtifactError unless `path` hashes to `expected` (one hash or several accepted)."""
-    path = Path(path)
-    accepted = [expected] if isinstance(expected, str) else expected
-    if not path.is_file():
-        raise CorruptArtifactError(f"{path}: missing, though {source} lists it; {remedy}")
-    if (actual := sha256_file(path)) not in accepted:
-        raise CorruptArtifactError(
-            f"{path}: sha256 {actual[:12]}... does not match {source} ({accepted[0][:12]}...): the file is "
-            f"truncated or corrupted; {remedy}"
-        )
-
-
-def verify_checksum(path: str | Path, remedy: str) -> None:
-    """Check `path` against its `.sha256` file (written by atomic_path(checksum=True))."""
-    side = checksum_path(path)
-    if not side.is_file():
-        raise CorruptArtifactError(f"{path}: no checksum file {side.name}, so it cannot be trusted; {remedy}")
-    accepted = [line.split()[0] for line in side.read_text().splitlines() if line.strip()]
-    check_sha256(path, accepted, side.name, remedy)
-
-
-def tree_sha256(root: str | Path) -> dict[str, str]:
-    """{relative path: sha256} of every file under `root` (a cache entry or export folder)."""
-    root = Path(root)
-    return {str(p.relative_to(root)): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def tree_problems(root: str | Path, expected: dict[str, str]) -> list[str]:
-    """What differs between the files under `root` and the recorded `expected` hashes (empty: all good)."""
-    root = Path(root)
-    problems = []
-    for rel, digest in expected.items():
-        if not (root / rel).is_file():
-            problems.append(f"{rel} is missing")
-        elif sha256_file(root / rel) != digest:
-            problems.append(f"{rel} does not match its sha256")
-    return problems
-
-
-def read_manifest(folder: str | Path, name: str, fmt: str, what: str) -> dict:
-    """The JSON manifest `folder/name` of an artifact folder, checked to be of format `fmt`.
-
-    `what` names the artifact in the error, e.g. "a student export".
-    """
-    path = Path(folder) / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder}: not {what} (no {name})")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != fmt:
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected {fmt!r}")
-    return manifest

@@ -1,18 +1,24 @@
 """Plain nn.Modules of the DSE student: pooling, encoders, pair heads and the siamese wrapper."""
 
-from dse_lightning.models.components.encoders import BiLSTMEncoder, TransformerEncoder, load_backbone
-from dse_lightning.models.components.heads import ConcatHead, DotHead
+from dse_lightning.models.components.encoders import (
+    BiLSTMEncoder,
+    SentenceEncoder,
+    TransformerEncoder,
+    load_backbone,
+)
+from dse_lightning.models.components.heads import ConcatHead, DotHead, PairHead
 from dse_lightning.models.components.pooling import Pooling, masked_max, masked_mean
-from dse_lightning.models.components.student import SiameseStudent, build_head
+from dse_lightning.models.components.student import SiameseStudent
 
 __all__ = [
     "BiLSTMEncoder",
     "ConcatHead",
     "DotHead",
+    "PairHead",
     "Pooling",
+    "SentenceEncoder",
     "SiameseStudent",
     "TransformerEncoder",
-    "build_head",
     "load_backbone",
     "masked_max",
     "masked_mean",

@@ -4,25 +4,51 @@ TransformerEncoder: a (distilled) BERT-style backbone + `Pooling`, the DSE stude
 BiLSTMEncoder: the Tang et al. 2019 BiLSTM student with max pooling over time, whose embedding
 table can be taken from the teacher's backbone so that both share one WordPiece tokenizer.
 
-Every encoder has the same call signature, forward(input_ids, attention_mask, token_type_ids=None),
-and an `embed_dim` property, so `SiameseStudent` and the heads need not know which one they hold.
-Padding is assumed on the right (the HF tokenizer default).
+Every encoder is a `SentenceEncoder`: the same call signature, forward(input_ids, attention_mask,
+token_type_ids=None), an `embed_dim`, and its own export (`export` writes it into an export folder,
+`load_export` reads it back as a function of raw sentences), so the siamese wrapper, the heads and the
+export code need not know which one they hold. Padding is assumed on the right (the HF default).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import shutil
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from dse_lightning.models.components.pooling import Pooling, masked_max
 
 Backbone = str | Mapping | PretrainedConfig | PreTrainedModel
+EncodeFn = Callable[[list[str]], Tensor]  # a batch of raw sentences -> (B, D)
+
+
+class SentenceEncoder(nn.Module, metaclass=ABCMeta):
+    """Token ids of one sentence side -> (B, embed_dim); a class missing its export cannot be built."""
+
+    @property
+    @abstractmethod
+    def embed_dim(self) -> int: ...
+
+    @abstractmethod
+    def export(self, folder: Path, tokenizer, max_length: int) -> dict:
+        """Write what `load_export` needs into `folder`; the spec (kwargs) it needs besides."""
+
+    @classmethod
+    @abstractmethod
+    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
+        """The exported encoder as a function of raw sentences (eval mode, no training code)."""
+
+    def _target(self) -> dict:
+        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
 
 
 def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
@@ -50,7 +76,7 @@ def load_backbone(backbone: Backbone) -> PreTrainedModel:
     return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
 
 
-class TransformerEncoder(nn.Module):
+class TransformerEncoder(SentenceEncoder):
     """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D)."""
 
     def __init__(self, backbone: Backbone, pooling: Pooling, projection_dim: int | None = None) -> None:
@@ -75,8 +101,48 @@ class TransformerEncoder(nn.Module):
         pooled = self.pooling(hidden_states, attention_mask)  # (B, pooled_dim)
         return self.projection(pooled) if self.projection is not None else pooled
 
+    def export(self, folder: Path, tokenizer, max_length: int) -> dict:
+        """The folder becomes a sentence-transformers model: the backbone, `DSEPooling`, a Dense projection."""
+        from sentence_transformers import SentenceTransformer
+        from sentence_transformers.base.modules import Dense, Transformer
 
-class BiLSTMEncoder(nn.Module):
+        from ...export.st_modules import DSEPooling
+
+        backbone_dir = folder / ".backbone"
+        self.backbone.save_pretrained(backbone_dir)
+        tokenizer.save_pretrained(backbone_dir)
+        word = Transformer(
+            str(backbone_dir), config_kwargs={"output_hidden_states": True}, max_seq_length=max_length
+        )
+        p = self.pooling
+        modules = [word, DSEPooling(mode=p.mode, k=p.k, exclude_cls=p.exclude_cls)]
+        if self.projection is not None:
+            proj = self.projection
+            weight, bias = proj.weight.detach().clone(), proj.bias.detach().clone()
+            identity = nn.Identity()
+            modules.append(
+                Dense(
+                    proj.in_features,
+                    proj.out_features,
+                    activation_function=identity,
+                    init_weight=weight,
+                    init_bias=bias,
+                )
+            )
+        SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+        shutil.rmtree(backbone_dir)  # the SentenceTransformer folder now holds its own copy
+        return self._target()
+
+    @classmethod
+    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
+        from sentence_transformers import SentenceTransformer
+
+        # trust_remote_code: modules.json names our DSEPooling class (dse_lightning must be importable).
+        model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
+        return lambda batch: model.encode(batch, convert_to_tensor=True)
+
+
+class BiLSTMEncoder(SentenceEncoder):
     """Embedding -> BiLSTM -> masked max over time -> (B, 2 * hidden_dim)  (Tang et al. 2019)."""
 
     def __init__(
@@ -147,3 +213,29 @@ class BiLSTMEncoder(nn.Module):
         # total_length keeps L, so `output` lines up with attention_mask even with trailing padding.
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=seq_len)  # (B, L, 2 * hidden)
         return masked_max(self.dropout(output), attention_mask)  # (B, 2 * hidden)
+
+    def export(self, folder: Path, tokenizer, max_length: int) -> dict:
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, folder / "encoder.safetensors")
+        tokenizer.save_pretrained(folder / "tokenizer")
+        emb = self.embedding
+        sizes = {
+            "vocab_size": emb.num_embeddings,
+            "embedding_dim": emb.embedding_dim,
+            "padding_idx": emb.padding_idx,
+        }
+        return {**self._target(), **sizes, "hidden_dim": self.hidden_dim, "num_layers": self.lstm.num_layers}
+
+    @classmethod
+    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
+        encoder = cls(**{k: v for k, v in spec.items() if k != "_target_"}, dropout=0.0)
+        encoder.load_state_dict(load_file(folder / "encoder.safetensors"))
+        encoder.eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+
+        def encode(batch: list[str]) -> Tensor:
+            feats = tokenizer(
+                batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
+            )
+            return encoder(feats["input_ids"], feats["attention_mask"])
+
+        return encode

@@ -1,23 +1,49 @@
 """Pair heads: score a sentence pair from its two embeddings u, v (B, D) each.
 
 Both heads see the embeddings only, never the tokens, which is what makes the student siamese:
-each sentence is encoded once and any pair is then scored cheaply.
+each sentence is encoded once and any pair is then scored cheaply. A head knows how an export records it
+(`spec`, rebuilt with `from_spec`) and how to score cached candidates fast (`scorer`, scoring/scorers.py),
+so export and scoring need not know which head they hold.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class
 from torch import Tensor, nn
 
 
-class ConcatHead(nn.Module):
+class PairHead(nn.Module):
+    """What every pair head gives: its name, its export spec and its fast scorer."""
+
+    name = ""
+
+    def spec(self) -> dict:
+        """Constructor arguments with the class path: what `from_spec` rebuilds the head from."""
+        raise NotImplementedError
+
+    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
+        """A scorer of one query embedding against the (N, D) cached `candidates` (eval mode assumed)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def from_spec(spec: dict) -> PairHead:
+        return get_class(spec["_target_"])(**{k: v for k, v in spec.items() if k != "_target_"})
+
+    def _target(self) -> dict:
+        return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+
+class ConcatHead(PairHead):
     """MLP over the InferSent/DSE pair features [u, v, u*v, |u-v|] (B, 4D) -> (B, num_outputs).
 
     fc1's input columns come in four D-wide blocks in this fixed order: u, v, u*v, |u-v|, so
     fc1.weight = [W_u | W_v | W_p | W_d]. Code that precomputes per-sentence terms (W_u u, W_v v)
     relies on that order; do not reorder the features.
     """
+
+    name = "concat"
 
     def __init__(self, embed_dim: int, num_outputs: int, hidden_dim: int = 512, dropout: float = 0.1) -> None:
         super().__init__()
@@ -42,8 +68,22 @@ class ConcatHead(nn.Module):
         hidden = self.dropout(self.act(self.fc1(self.features(u, v))))  # (B, hidden_dim)
         return self.fc2(hidden)  # (B, num_outputs)
 
+    def spec(self) -> dict:
+        hidden = self.fc1.out_features
+        return {
+            **self._target(),
+            "embed_dim": self.embed_dim,
+            "num_outputs": self.num_outputs,
+            "hidden_dim": hidden,
+        }
 
-class DotHead(nn.Module):
+    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
+        from ...scoring.scorers import ConcatScorer
+
+        return ConcatScorer(self, candidates, chunk_size)
+
+
+class DotHead(PairHead):
     """score = scale * <u, v> + bias (B, 1), with a learnable scalar scale and bias.
 
     With normalize=True (default) u and v are L2-normalised first, so <u, v> is the cosine in [-1, 1]
@@ -51,6 +91,8 @@ class DotHead(nn.Module):
     hundreds and would saturate the sigmoid at initialisation. Exactly symmetric in (u, v).
     Only for tasks with one output (binary, regression): a dot product is a single number.
     """
+
+    name = "dot"
 
     def __init__(
         self, embed_dim: int, num_outputs: int = 1, init_scale: float = 5.0, normalize: bool = True
@@ -72,3 +114,11 @@ class DotHead(nn.Module):
             u, v = F.normalize(u, dim=-1), F.normalize(v, dim=-1)
         dot = (u * v).sum(dim=-1, keepdim=True)  # (B, 1)
         return self.scale * dot + self.bias
+
+    def spec(self) -> dict:
+        return {**self._target(), "embed_dim": self.embed_dim, "num_outputs": 1, "normalize": self.normalize}
+
+    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
+        from ...scoring.scorers import DotScorer
+
+        return DotScorer(self, candidates)

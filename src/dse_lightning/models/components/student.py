@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
 from torch import Tensor, nn
 
-from dse_lightning.models.components.heads import ConcatHead, DotHead
-
-HeadKind = Literal["concat", "dot"]
-_HEADS: dict[str, type[nn.Module]] = {"concat": ConcatHead, "dot": DotHead}
-
-
-def build_head(kind: HeadKind, embed_dim: int, num_outputs: int, **kwargs) -> nn.Module:
-    """Build a pair head by name; extra kwargs go to its __init__ (e.g. hidden_dim, dropout)."""
-    if kind not in _HEADS:
-        raise ValueError(f"Unknown head kind {kind!r}; valid kinds are {list(get_args(HeadKind))}")
-    return _HEADS[kind](embed_dim=embed_dim, num_outputs=num_outputs, **kwargs)
+from dse_lightning.models.components.encoders import SentenceEncoder
+from dse_lightning.models.components.heads import PairHead
 
 
 class SiameseStudent(nn.Module):
@@ -26,8 +15,15 @@ class SiameseStudent(nn.Module):
     then score any pair of cached embeddings: the point of DSE.
     """
 
-    def __init__(self, encoder: nn.Module, head: nn.Module) -> None:
+    def __init__(self, encoder: SentenceEncoder, head: PairHead) -> None:
         super().__init__()
+        # Checked here, before any training: every student must export and score without the training code.
+        for part, base in ((encoder, SentenceEncoder), (head, PairHead)):
+            if not isinstance(part, base):
+                raise TypeError(
+                    f"{type(part).__name__} is not a {base.__name__} (see models/components), so the student "
+                    "could not be exported or scored; refused before training"
+                )
         self.encoder = encoder
         self.head = head
 

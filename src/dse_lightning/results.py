@@ -1,0 +1,107 @@
+"""Typed results: what each stage returns and `results.json` holds; every report reads them through here.
+
+`results.json` format 2 (written since the architecture change) replaced the student's `teacher_source` /
+`teacher_folds` with `targets` and dropped the teacher's `sha256` (its store's manifest holds them);
+`RunResult.from_json` still reads format 1, so the committed `experiments/` stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from .utils.io import write_json
+
+FORMAT = 2
+
+
+def _known(cls, record: dict) -> dict:
+    """The entries of `record` that are fields of `cls` (older records may carry others)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in record.items() if k in names}
+
+
+def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -> dict[str, float]:
+    """(teacher - student) / teacher per metric, and their mean: the paper's measure (lower is better)."""
+    rel = {k: (teacher[k] - student[k]) / teacher[k] for k in teacher if k in student and teacher[k]}
+    return {**rel, "mean": sum(rel.values()) / len(rel)} if rel else {}
+
+
+@dataclass
+class TeacherResult:
+    name: str
+    key: str
+    metrics: dict[str, float]  # dev metrics by name (acc, f1, pearson, ...)
+    params: int
+    train_time_s: float | None = None
+    checkpoint: str = ""  # the published model.ckpt
+    logits: str = ""  # the published train-set logits
+    reused: bool = False  # taken from the store, not fitted by this run
+
+
+@dataclass
+class StudentResult:
+    name: str
+    alpha: float
+    metrics: dict[str, float]
+    params: int
+    relative_degradation: dict[str, float] = field(default_factory=dict)
+    loss: dict = field(default_factory=dict)  # {"kind": "kl", "temperature": 2.0}
+    targets: dict = field(default_factory=dict)  # {"source": "logits" | "online" | "folds", ...}
+    train_time_s: float | None = None
+    key: str = ""
+    reused: bool = False
+    export: str = ""  # the exported student folder (load_student)
+
+    @classmethod
+    def from_json(cls, record: dict) -> StudentResult:
+        record = dict(record)
+        if "targets" not in record:  # format 1
+            folds = int(record.get("teacher_folds", 1))
+            source = (
+                "folds" if folds > 1 else {"online": "online"}.get(record.get("teacher_source"), "logits")
+            )
+            record["targets"] = {"source": source, **({"folds": folds} if folds > 1 else {})}
+        return cls(**_known(cls, record))
+
+
+@dataclass
+class RunResult:
+    task: str
+    stage: str
+    seed: int
+    data: dict[str, int]  # rows per split
+    teacher: TeacherResult
+    student: StudentResult | None = None
+    commit: str | None = None
+    torch_threads: int | None = None  # CPU float sums, hence a few predictions, depend on it
+    wall_time_s: float | None = None
+    overrides: list[str] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def model(self) -> TeacherResult | StudentResult:
+        """The run's final model: the student when there is one."""
+        return self.student or self.teacher
+
+    def to_json(self) -> dict:
+        record = {"format": FORMAT, **asdict(self)}
+        if self.student is None:
+            record.pop("student")
+        return record
+
+    @classmethod
+    def from_json(cls, record: dict) -> RunResult:
+        record = _known(cls, record)
+        record["teacher"] = TeacherResult(**_known(TeacherResult, record["teacher"]))
+        if record.get("student"):
+            record["student"] = StudentResult.from_json(record["student"])
+        return cls(**record)
+
+    @classmethod
+    def read(cls, path: str | Path) -> RunResult:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def write(self, path: str | Path) -> Path:
+        return write_json(path, self.to_json())
