@@ -214,7 +214,7 @@ def test_cli_sigkill_in_each_stage_then_same_command_resumes(
     final = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert final.returncode == 0, final.stderr[-3000:]
     assert "student: resuming from" in final.stdout + final.stderr
-    got, want = (json.loads((tmp_path / r / "results.json").read_text()) for r in ("run", "ref"))
+    got, want = (RunResult.read(tmp_path / r / "results.json") for r in ("run", "ref"))
     assert got.teacher.metrics == want.teacher.metrics
     assert got.student.metrics == want.student.metrics
     # The same command reran into the same run dir: its checkpoints are the resumed stages' last ones.

@@ -10,11 +10,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import write_tsv
+from conftest import ROOT, write_tsv
 from dse_lightning.table import cells as cells_mod
 from dse_lightning.table.__main__ import main
-from dse_lightning.table.profile import load_profile
+from dse_lightning.table.profile import load_profile, sweeps
 from dse_lightning.table.render import render
+
+PAPER_TABLE = ROOT / "experiments" / "paper_table"
+REFERENCE = [
+    "--reference",
+    str(PAPER_TABLE / "reference.yaml"),
+    "--bench",
+    str(ROOT / "experiments/bench/results.json"),
+]
 
 METRICS = {"mrpc": ("acc", "f1"), "stsb": ("pearson", "spearman")}
 
@@ -39,19 +47,31 @@ def write_profile(tmp_path: Path, **extra) -> Path:
     return path
 
 
-def test_cpu_profile_expands_to_every_cell() -> None:
-    profile = load_profile("cpu")
+def test_cpu_profile_expands_to_every_cell_and_one_sweep_per_seed_and_student() -> None:
+    profile = load_profile("cpu", PAPER_TABLE / "profiles")
     cells = profile.cells()
     assert len(profile.teacher_cells()) == 3  # one shared teacher per task
     assert len(profile.student_cells()) == 3 * 3 * 4  # tasks x seeds x (dse, bilstm) x (alpha 0.5, 0)
     assert len({c.name + c.task for c in cells}) == len(cells)
     assert all("teacher.seed=42" in c.overrides for c in cells)
-    assert load_profile("paper").teacher_cells()[0].overrides[0] == "experiment=paper"
+    groups = sweeps(cells)
+    assert (
+        len(groups) == 1 + 3 * 4 and [len(g.cells) for g in groups] == [3] * 13
+    )  # a multirun over the tasks
+    first = groups[1].overrides(Path("/out"))
+    assert first[-3:] == [
+        "task=mrpc,stsb,rte",
+        "hydra.sweep.dir=/out/cells",
+        "hydra.sweep.subdir=${task.name}/dse_a0.5_s42",
+    ]
+    assert (
+        load_profile("paper", PAPER_TABLE / "profiles").teacher_cells()[0].overrides[0] == "experiment=paper"
+    )
 
 
 def test_profile_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="known profiles: .*cpu"):
-        load_profile("nosuch")
+        load_profile("nosuch", PAPER_TABLE / "profiles")
     with pytest.raises(ValueError, match="unknown key"):
         load_profile(str(write_profile(tmp_path, colour="red")))
     bad = tmp_path / "bad.yaml"
@@ -65,11 +85,20 @@ def fake_results(task: str, seed: int, student: str | None, alpha: float | None)
     names = METRICS[task]
     teacher = {
         "name": "minilm",
+        "key": "k",
         "metrics": dict.fromkeys(names, 0.8),
         "params": 22_000_000,
         "train_time_s": 10,
     }
-    results = {"task": task, "seed": seed, "teacher": teacher, "config": {"student": {"backbone": "b"}}}
+    results = {
+        "task": task,
+        "stage": "all" if student else "teacher",
+        "seed": seed,
+        "data": {"train": 48, "dev": 16},
+        "teacher": teacher,
+        "wall_time_s": 30.0,
+        "config": {"student": {"backbone": "b"}},
+    }
     if student:
         score = (0.76 if student == "dse" else 0.70) + (0.02 if alpha else 0.0) + 0.01 * (seed - 1)
         metrics = dict.fromkeys(names, score)
@@ -86,18 +115,22 @@ def fake_results(task: str, seed: int, student: str | None, alpha: float | None)
 
 
 def fake_run(calls: list, fail: set[str] = frozenset()):
-    """Stands in for subprocess.run of the engine: writes the cell's results.json (or fails)."""
+    """Stands in for subprocess.run of an engine multirun: writes each job's results.json (or failed.json)."""
 
     def run(cmd, **kwargs):
-        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
-        ov = dict(a.split("=", 1) for a in cmd if "=" in a and not a.startswith("hydra"))
-        calls.append(run_dir.name)
-        if run_dir.name in fail:
-            return subprocess.CompletedProcess(cmd, 1)
-        alpha = float(ov["distill.alpha"]) if "student" in ov else None
-        res = fake_results(ov["task"], int(ov["seed"]), ov.get("student"), alpha)
-        (run_dir / "results.json").write_text(json.dumps(res))
-        (run_dir / "student" / "checkpoints").mkdir(parents=True)
+        ov = dict(a.split("=", 1) for a in cmd if "=" in a)
+        name = ov["hydra.sweep.subdir"].split("/", 1)[1]
+        for task in ov["task"].split(","):
+            job = Path(ov["hydra.sweep.dir"]) / task / name
+            job.mkdir(parents=True, exist_ok=True)
+            calls.append(name)
+            if name in fail:
+                (job / "failed.json").write_text("{}")
+                continue
+            alpha = float(ov["distill.alpha"]) if "student" in ov else None
+            res = fake_results(task, int(ov["seed"]), ov.get("student"), alpha)
+            (job / "results.json").write_text(json.dumps(res))
+            (job / "student" / "checkpoints").mkdir(parents=True)
         return subprocess.CompletedProcess(cmd, 0)
 
     return run
@@ -124,7 +157,9 @@ def test_render_means_degradation_and_published_columns(tmp_path: Path, monkeypa
     monkeypatch.setattr(cells_mod.subprocess, "run", fake_run([]))
     out = tmp_path / "out"
     assert main([str(path), "--out", str(out), "--stage", "cells"]) == 0
-    render(load_profile(str(path)), out)
+    render(
+        load_profile(str(path)), out, PAPER_TABLE / "reference.yaml", ROOT / "experiments/bench/results.json"
+    )
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert {"task", "student", "alpha", "metric", "mean", "std", "relative_degradation"} <= set(rows[0])
     dse = next(r for r in rows if r["task"] == "mrpc" and r["student"] == "dse" and r["alpha"] == "0.5")
@@ -146,7 +181,12 @@ def test_render_means_degradation_and_published_columns(tmp_path: Path, monkeypa
 
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no finished cells"):
-        render(load_profile(str(write_profile(tmp_path))), tmp_path / "empty")
+        render(
+            load_profile(str(write_profile(tmp_path))),
+            tmp_path / "empty",
+            PAPER_TABLE / "reference.yaml",
+            Path("-"),
+        )
 
 
 @pytest.mark.slow
@@ -177,7 +217,7 @@ def test_reproduce_table_end_to_end_then_skips(
     )
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
-    assert main([str(path), "--out", str(out)]) == 0
+    assert main([str(path), "--out", str(out), *REFERENCE]) == 0
     cells = sorted(p.parent.name for p in out.glob("cells/mrpc/*/results.json"))
     assert cells == ["bilstm_a0_s1", "bilstm_a0_s2", "dse_a0.5_s1", "dse_a0.5_s2", "teacher_s1"]
     teachers = {json.loads(p.read_text())["teacher"]["key"] for p in out.glob("cells/mrpc/*/results.json")}
@@ -189,5 +229,5 @@ def test_reproduce_table_end_to_end_then_skips(
     assert len(json.loads((out / "timings.json").read_text())) == 5  # each cell ran once
     before = (out / "results.csv").read_text()
     monkeypatch.setattr(cells_mod.subprocess, "run", lambda *a, **k: pytest.fail("a finished cell ran again"))
-    assert main([str(path), "--out", str(out)]) == 0
+    assert main([str(path), "--out", str(out), *REFERENCE]) == 0
     assert (out / "results.csv").read_text() == before

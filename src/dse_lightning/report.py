@@ -1,11 +1,32 @@
-"""Tables of results: the terminal table after a run, and `python -m dse_lightning.report` (markdown)."""
+"""Tables of results: the terminal table after a run, the markdown / CSV writers every table uses (sweep
+summaries, the paper table), and `python -m dse_lightning.report` (markdown, one row per results.json)."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
 from .results import RunResult
+from .utils.io import atomic_path
+
+
+def _cell(value) -> str:
+    text = f"{value:.4f}" if isinstance(value, float) else str(value if value is not None else "")
+    return text.replace("|", "/")
+
+
+def markdown_table(columns: list[str], rows: list[dict]) -> str:
+    """A markdown table of `rows` (dicts) over `columns`; floats to 4 places, a missing value is blank."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows])
+
+
+def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def summary_table(result: RunResult) -> str:
@@ -45,45 +66,31 @@ def _loss_name(loss: dict) -> str:
     return f"kl T={loss.get('temperature')}" if kind == "kl" else kind
 
 
-def _row(path: Path) -> str:
+COLUMNS = ["run", "task", "student", "alpha", "folds", "loss", "teacher (dev)", "student (dev)", "rel. degr."]
+COLUMNS += ["teacher s", "student s"]
+
+
+def _row(path: Path) -> dict:
     r = RunResult.read(path)
     t, s = r.teacher, r.student
-    name = path.parent.name if path.name == "results.json" else path.stem
-    deg = s.relative_degradation.get("mean") if s else None
-    cells = [
-        name,
-        r.task,
-        s.name if s else "-",
-        s.alpha if s else "-",
-        s.targets.get("folds", 1) if s else "-",
-        _loss_name(s.loss) if s else "-",
-        _fmt(t.metrics),
-        _fmt(s.metrics) if s else "-",
-        f"{deg:.2%}" if deg is not None else "-",
-        t.train_time_s if t.train_time_s is not None else "-",
-        s.train_time_s if s and s.train_time_s is not None else "-",
-    ]
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+    row = {"run": path.parent.name if path.name == "results.json" else path.stem, "task": r.task}
+    row |= {"teacher (dev)": _fmt(t.metrics), "teacher s": t.train_time_s}
+    if s:
+        deg = s.relative_degradation.get("mean")
+        row |= {
+            "student": s.name,
+            "alpha": s.alpha,
+            "folds": s.targets.get("folds", 1),
+            "loss": _loss_name(s.loss),
+        }
+        row |= {"student (dev)": _fmt(s.metrics), "student s": s.train_time_s}
+        row["rel. degr."] = f"{deg:.2%}" if deg is not None else None
+    return {c: "-" if row.get(c) is None else str(row[c]) for c in COLUMNS}
 
 
 def results_markdown(paths: list[Path]) -> str:
     """One row per results.json: teacher and student dev metrics, relative degradation, times."""
-    cols = [
-        "run",
-        "task",
-        "student",
-        "alpha",
-        "folds",
-        "loss",
-        "teacher (dev)",
-        "student (dev)",
-        "rel. degr.",
-        "teacher s",
-        "student s",
-    ]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += [_row(Path(p)) for p in paths]
-    return "\n".join(lines)
+    return markdown_table(COLUMNS, [_row(Path(p)) for p in paths])
 
 
 def main(argv: list[str] | None = None) -> None:

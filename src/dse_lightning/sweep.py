@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, read_write
 
+from .report import markdown_table, write_csv
 from .results import RunResult
 from .utils.io import atomic_path, write_json
 
@@ -119,23 +119,14 @@ def _columns(rows: list[dict]) -> list[str]:
     return first + rest + (["error"] if any("error" in r for r in rows) else [])
 
 
-def _cell(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value if value is not None else "")
-
-
 def write_summary(sweep_dir: Path) -> Path | None:
     rows = collect(sweep_dir)
     if not rows:
         return None
     cols = _columns(rows)
-    with atomic_path(sweep_dir / "summary.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, cols)
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c)).replace("|", "/") for c in cols) + " |" for r in rows]
+    write_csv(sweep_dir / "summary.csv", cols, rows)
     with atomic_path(sweep_dir / "summary.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text(markdown_table(cols, rows) + "\n")
     failed = sum(r["status"] != "ok" for r in rows)
     log.info("sweep summary: %s (%d jobs, %d not ok)", sweep_dir / "summary.md", len(rows), failed)
     return sweep_dir / "summary.md"

@@ -13,6 +13,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from ..callbacks import RngStateCheckpoint
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
+from ..store import resume_checkpoint, verify_file
 from ..utils.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ def build_trainer(
     """A Trainer for one stage, logging under `stage_dir` and checkpointing into `ckpt_dir` (default
     `stage_dir/checkpoints`); returns it with its `model_checkpoint` callback.
 
-    Checkpoints are written atomically with a sha256 file and carry the RNG states, so a resumed run
-    continues exactly where the checkpoint was taken.
+    Checkpoints are written atomically, entered in their folder's manifest, and carry the RNG states, so a
+    resumed run continues exactly where the checkpoint was taken.
     """
     callbacks = build_callbacks(cfg, task, ckpt_dir or stage_dir / "checkpoints")
     loggers = [instantiate(c, save_dir=str(stage_dir)) for c in (cfg.get("logger") or {}).values()]
@@ -83,11 +84,21 @@ def build_trainer(
     return trainer, callbacks[0]
 
 
-def strip_prefix(metrics: dict, prefix: str) -> dict[str, float]:
-    """{'val/acc': t} -> {'acc': 0.81}: the plain keys results.json uses."""
-    return {
-        k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix) and "loss" not in k
-    }
+def val_metrics(outputs: list[dict]) -> dict[str, float]:
+    """trainer.validate's [{'val/acc': t, 'val/loss': l}] -> {'acc': 0.81}: the keys results.json uses."""
+    metrics = {k: v for d in outputs for k, v in d.items()}
+    return {k[4:]: float(v) for k, v in metrics.items() if k.startswith("val/") and "loss" not in k}
+
+
+def fit_and_validate(trainer: pl.Trainer, ckpt_cb, module, dm, work: Path, stage: str) -> dict[str, float]:
+    """Fit, resuming from `work` if a killed run left a checkpoint there; the best checkpoint's dev metrics."""
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(work, stage), weights_only=False)
+    best = ckpt_cb.best_model_path or None
+    if best:  # it may predate a kill
+        verify_file(best, f"delete {work} to start the {stage} again")
+    log.info("%s: best checkpoint %s (%s=%s)", stage, best, ckpt_cb.monitor, ckpt_cb.best_model_score)
+    # Our own checkpoint: its hparams hold the TaskSpec and optimizer partials, not plain tensors.
+    return val_metrics(trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False))
 
 
 def config_dict(node: DictConfig, drop: tuple[str, ...] = ()) -> dict:

@@ -24,10 +24,10 @@ from ..export import export_student
 from ..losses import DistillLoss
 from ..models.build import build_student
 from ..results import StudentResult, TeacherResult, relative_degradation
-from ..store import Artifact, Store, resume_checkpoint, retire_work, verify_file
+from ..store import Artifact, Store, retire_work
 from ..targets import TargetContext, TargetSource
 from ..utils.io import atomic_dir, locked, sha256_json
-from .common import build_datamodule, build_trainer, config_dict, strip_prefix
+from .common import build_datamodule, build_trainer, config_dict, fit_and_validate
 from .distributed import wait_for_rank_zero
 from .teacher import TRAINER_NUMERICS
 
@@ -82,13 +82,7 @@ class Stage:
             cfg, task, self.run_dir / "student", cfg.student.max_epochs, work / "checkpoints"
         )
         start = time.time()
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(work, "student"), weights_only=False)
-        best = ckpt_cb.best_model_path or None
-        if best:  # it may predate a kill
-            verify_file(best, f"delete {work} to train the student again")
-        log.info("student: best checkpoint %s (%s=%s)", best, ckpt_cb.monitor, ckpt_cb.best_model_score)
-        metrics = trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False)
-        metrics = strip_prefix({k: v for d in metrics for k, v in d.items()}, "val/")
+        metrics = fit_and_validate(trainer, ckpt_cb, module, dm, work, "student")
         record = {
             "name": cfg.student.name,
             "alpha": self.loss.alpha,

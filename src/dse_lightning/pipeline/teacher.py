@@ -22,9 +22,9 @@ from ..data.tasks import TaskSpec
 from ..logits import load_logits, save_logits
 from ..models.teacher_module import TeacherModule
 from ..results import TeacherResult
-from ..store import Artifact, Store, resume_checkpoint, retire_work, verify_file
+from ..store import Artifact, Store, retire_work
 from ..utils.io import sha256_file, sha256_json
-from .common import build_datamodule, build_trainer, config_dict, strip_prefix
+from .common import build_datamodule, build_trainer, config_dict, fit_and_validate, val_metrics
 from .distributed import gather_rows, wait_for_rank_zero
 
 log = logging.getLogger(__name__)
@@ -68,17 +68,9 @@ def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_d
         module = TeacherModule.load_from_checkpoint(
             cfg.teacher.checkpoint, map_location="cpu", weights_only=False
         )
-        metrics = trainer.validate(module, datamodule=dm)
-    else:
-        module = instantiate(cfg.teacher.module, _partial_=True, _convert_="object")(task=task)
-        trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(work, "teacher"), weights_only=False)
-        best = ckpt_cb.best_model_path or None
-        if best:  # it may predate a kill
-            verify_file(best, f"delete {work} to fit the teacher again")
-        log.info("teacher: best checkpoint %s (%s=%s)", best, ckpt_cb.monitor, ckpt_cb.best_model_score)
-        # Our own checkpoint: its hparams hold the TaskSpec and optimizer partials, not plain tensors.
-        metrics = trainer.validate(module, datamodule=dm, ckpt_path=best, weights_only=False)
-    return trainer, module, {k: v for d in metrics for k, v in d.items()}
+        return trainer, module, val_metrics(trainer.validate(module, datamodule=dm))
+    module = instantiate(cfg.teacher.module, _partial_=True, _convert_="object")(task=task)
+    return trainer, module, fit_and_validate(trainer, ckpt_cb, module, dm, work, "teacher")
 
 
 def _fit_and_publish(
@@ -89,7 +81,7 @@ def _fit_and_publish(
     record = {
         "name": cfg.teacher.name,
         "key": key,
-        "metrics": strip_prefix(metrics, "val/"),
+        "metrics": metrics,
         "params": sum(p.numel() for p in module.model.parameters()),
         "train_time_s": round(time.time() - start, 1),
         "data": {s: dm.num_examples(s) for s in task.splits},

@@ -1,4 +1,7 @@
-"""`python -m dse_lightning.table PROFILE [--stage STAGE] [--out DIR]`: what `make reproduce-table` runs."""
+"""`python -m dse_lightning.table PROFILE [--stage STAGE] [--out DIR]`: what `make reproduce-table` runs.
+
+Paths default to the project's layout, relative to where it runs (the Makefile runs it at the root).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +10,36 @@ import logging
 import sys
 from pathlib import Path
 
-from .profile import PROFILE_DIR, load_profile
+from .profile import PROFILES, load_profile
 
 STAGES = ("cells", "transfer", "render", "all")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate the paper's table from engine runs (resumable).")
-    parser.add_argument("profile", help=f"a profile name ({PROFILE_DIR}) or a YAML path")
-    parser.add_argument("--stage", choices=STAGES, default="all", help="what to do (default: all)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="output dir (default: next to the profiles, <name>/)"
+    p = argparse.ArgumentParser(description="Regenerate the paper's table from engine runs (resumable).")
+    p.add_argument("profile", help="a profile name (in --profiles) or a YAML path")
+    p.add_argument("--stage", choices=STAGES, default="all", help="what to do (default: all)")
+    p.add_argument("--out", type=Path, default=None, help="output dir (default: <profiles>/../<name>)")
+    p.add_argument("--workers", type=int, default=None, help="parallel cell runners (default: the profile's)")
+    p.add_argument("--profiles", type=Path, default=PROFILES, help=f"profile folder (default: {PROFILES})")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="published numbers (default: <profiles>/../reference.yaml)",
     )
-    parser.add_argument(
-        "--workers", type=int, default=None, help="parallel cell runners (default: the profile's)"
+    p.add_argument(
+        "--bench", type=Path, default=Path("experiments/bench/results.json"), help="`make bench` results"
     )
-    args = parser.parse_args(argv)
+    args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    profile = load_profile(args.profile)
-    out = args.out or PROFILE_DIR.parent / profile.name
+    profile = load_profile(args.profile, args.profiles)
+    out = args.out or args.profiles.parent / profile.name
     failed: list[str] = []
     if args.stage in ("cells", "all"):
-        from .cells import run_cells_parallel
+        from .cells import run_cells
 
-        failed = run_cells_parallel(profile, out, args.workers or profile.workers, args.profile)
+        failed = run_cells(profile, out, args.workers or profile.workers)
     if args.stage in ("transfer", "all"):
         from .transfer import run_transfer
 
@@ -38,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("render", "all"):
         from .render import render
 
-        render(profile, out)
+        render(profile, out, args.reference or args.profiles.parent / "reference.yaml", args.bench)
     if failed:
         print(f"{len(failed)} cell(s) failed: {', '.join(failed)}; run again to retry them", file=sys.stderr)
         return 1

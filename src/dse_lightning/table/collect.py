@@ -8,7 +8,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cells import is_done
+from ..results import RunResult, StudentResult, TeacherResult
+from .cells import result
 from .profile import Profile
 
 
@@ -19,23 +20,23 @@ class Group:
     task: str
     model: str  # "teacher" or the student's name
     alpha: float | None
-    results: list[dict] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
     transfer: list[float] = field(default_factory=list)
 
-    def _entries(self) -> list[dict]:
-        return [r["teacher"] if self.model == "teacher" else r["student"] for r in self.results]
+    def _entries(self) -> list[TeacherResult | StudentResult]:
+        return [r.teacher if self.model == "teacher" else r.student for r in self.results]
 
     def values(self, metric: str) -> list[float]:
-        return [e["metrics"][metric] for e in self._entries() if metric in e["metrics"]]
+        return [e.metrics[metric] for e in self._entries() if metric in e.metrics]
 
     def degradation(self, metric: str) -> list[float]:
         """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
         if self.model == "teacher":
             return []
-        return [e["relative_degradation"][metric] for e in self._entries()]
+        return [e.relative_degradation[metric] for e in self._entries()]
 
     def mean_of(self, key: str) -> float | None:
-        vals = [e[key] for e in self._entries() if e.get(key) is not None]
+        vals = [getattr(e, key) for e in self._entries() if getattr(e, key) is not None]
         return statistics.fmean(vals) if vals else None
 
 
@@ -54,13 +55,12 @@ def collect(profile: Profile, out: Path) -> dict[tuple, Group]:
             key = (task, spec["student"], float(spec["alpha"]))
             groups[key] = Group(*key)
     for cell in profile.cells():
-        cell_dir = cell.dir(out)
-        if not is_done(cell_dir):
+        if (done := result(cell.dir(out))) is None:
             continue
         key = (cell.task, cell.student or "teacher", cell.alpha)
-        groups[key].results.append(json.loads((cell_dir / "results.json").read_text()))
-        if (cell_dir / "transfer.json").is_file():
-            groups[key].transfer.append(json.loads((cell_dir / "transfer.json").read_text())["spearman"])
+        groups[key].results.append(done)
+        if (transfer := cell.dir(out) / "transfer.json").is_file():
+            groups[key].transfer.append(json.loads(transfer.read_text())["spearman"])
     return groups
 
 
@@ -69,7 +69,7 @@ def metric_names(groups: dict[tuple, Group], task: str) -> list[str]:
     for g in groups.values():
         if g.task == task:
             for r in g.results:
-                names.update(dict.fromkeys(r["teacher"]["metrics"]))
+                names.update(dict.fromkeys(r.teacher.metrics))
     return list(names)
 
 

@@ -1,4 +1,7 @@
-"""A profile (experiments/paper_table/profiles/<name>.yaml) and the cells it expands to."""
+"""A profile (experiments/paper_table/profiles/<name>.yaml), the cells it expands to, and the Hydra
+multiruns that run them: the cells of one seed and student spec differ only in their task, so they are
+one `python -m dse_lightning.train -m task=a,b,c ...` sweep whose jobs land in `<out>/cells/<task>/<cell>/`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-PROFILE_DIR = Path(__file__).resolve().parents[3] / "experiments" / "paper_table" / "profiles"
+PROFILES = Path("experiments/paper_table/profiles")  # the default, relative to the project root
 REQUIRED = ("name", "tasks", "seeds", "common", "students")
 
 
@@ -17,7 +20,7 @@ class Cell:
 
     task: str
     seed: int
-    overrides: tuple[str, ...]
+    overrides: tuple[str, ...]  # everything but task=
     student: str | None = None
     alpha: float | None = None
 
@@ -29,6 +32,19 @@ class Cell:
 
     def dir(self, out: Path) -> Path:
         return out / "cells" / self.task / self.name
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Cells that differ only in their task: one Hydra multirun over `task=`."""
+
+    name: str
+    cells: tuple[Cell, ...]
+
+    def overrides(self, out: Path) -> list[str]:
+        tasks = ",".join(c.task for c in self.cells)
+        where = [f"hydra.sweep.dir={out / 'cells'}", f"hydra.sweep.subdir=${{task.name}}/{self.name}"]
+        return [*self.cells[0].overrides, f"task={tasks}", *where]
 
 
 @dataclass
@@ -43,40 +59,45 @@ class Profile:
     keep_checkpoints: bool = True
     workers: int = 1  # cell runners in parallel, each with cores / workers threads
 
-    def _base(self, task: str, seed: int) -> list[str]:
+    def _base(self, seed: int) -> list[str]:
         shared = [f"teacher.seed={self.teacher_seed}"] if self.teacher_seed is not None else []
-        return [*self.common, f"task={task}", f"seed={seed}", *shared]
+        return [*self.common, f"seed={seed}", *shared]
 
     def teacher_cells(self) -> list[Cell]:
         seeds = [self.teacher_seed] if self.teacher_seed is not None else self.seeds
-        return [Cell(task, s, (*self._base(task, s), "stage=teacher")) for task in self.tasks for s in seeds]
+        return [Cell(task, s, (*self._base(s), "stage=teacher")) for s in seeds for task in self.tasks]
 
     def student_cells(self) -> list[Cell]:
         """Seed by seed, so a partial run already has every model of the first seed."""
         cells = []
         for seed in self.seeds:
-            for task in self.tasks:
-                for spec in self.students:
-                    extra = [
-                        f"student={spec['student']}",
-                        f"distill.alpha={spec['alpha']}",
-                        *spec["overrides"],
-                    ]
-                    overrides = (*self._base(task, seed), "stage=all", *extra)
-                    cells.append(Cell(task, seed, overrides, spec["student"], float(spec["alpha"])))
+            for spec in self.students:
+                extra = [f"student={spec['student']}", f"distill.alpha={spec['alpha']}", *spec["overrides"]]
+                overrides = (*self._base(seed), "stage=all", *extra)
+                cells += [
+                    Cell(task, seed, overrides, spec["student"], float(spec["alpha"])) for task in self.tasks
+                ]
         return cells
 
     def cells(self) -> list[Cell]:
         return self.teacher_cells() + self.student_cells()
 
 
-def load_profile(name_or_path: str) -> Profile:
-    """A profile by name (profiles/<name>.yaml) or path; a clear error for unknown names or missing keys."""
+def sweeps(cells: list[Cell]) -> list[Sweep]:
+    """The cells grouped into multiruns over their tasks, in the cells' order."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.name, cell.overrides), []).append(cell)
+    return [Sweep(name, tuple(group)) for (name, _), group in groups.items()]
+
+
+def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
+    """A profile by name (`profiles/<name>.yaml`) or path; a clear error for unknown names or keys."""
     path = Path(name_or_path)
     if not path.suffix:
-        path = PROFILE_DIR / f"{name_or_path}.yaml"
+        path = profiles / f"{name_or_path}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+        known = sorted(p.stem for p in profiles.glob("*.yaml"))
         raise FileNotFoundError(f"PROFILE={name_or_path}: no profile {path}; known profiles: {known}")
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     missing = [k for k in REQUIRED if k not in raw]

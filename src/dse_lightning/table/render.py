@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -13,15 +12,14 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from ..report import write_csv
 from ..utils.io import atomic_path
 from .collect import Group, collect, mean_std, metric_names, rows
 from .plot import bar_chart
-from .profile import PROFILE_DIR, Profile
+from .profile import Profile
 from .summary import PAPER_TASKS, average_degradation, bench_speedup
 
 log = logging.getLogger(__name__)
-REFERENCE = PROFILE_DIR.parent / "reference.yaml"
-BENCH = PROFILE_DIR.parents[1] / "bench" / "results.json"
 
 
 def published(ref: dict, task: str, metric: str, model: str, alpha: float | None) -> tuple[float | None, str]:
@@ -34,7 +32,7 @@ def published(ref: dict, task: str, metric: str, model: str, alpha: float | None
     return None, ""
 
 
-def write_csv(path: Path, table: list[dict], ref: dict) -> None:
+def _with_published(table: list[dict], ref: dict) -> list[dict]:
     for row in table:
         model = row["student"] or row["model"]  # the student's name, or "teacher"
         row["published"], row["published_source"] = published(
@@ -42,10 +40,7 @@ def write_csv(path: Path, table: list[dict], ref: dict) -> None:
         )
         if row["published"] is None:
             row["published_source"] = ""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    return table
 
 
 def _pm(values: list[float], pct: bool = False) -> str:
@@ -61,7 +56,7 @@ def _pm(values: list[float], pct: bool = False) -> str:
 
 def _label(g: Group) -> str:
     if g.model == "teacher":
-        return f"teacher ({g.results[0]['teacher']['name']})" if g.results else "teacher"
+        return f"teacher ({g.results[0].teacher.name})" if g.results else "teacher"
     return f"{g.model} (alpha {g.alpha:g})"
 
 
@@ -202,14 +197,17 @@ def markdown(groups: dict[tuple, Group], profile: Profile, out: Path, ref: dict,
     return "\n".join(lines)
 
 
-def render(profile: Profile, out: Path, reference: Path = REFERENCE, bench: Path = BENCH) -> None:
+def render(profile: Profile, out: Path, reference: Path, bench: Path) -> None:
+    """results.csv, results.md and results.png in `out`; `reference`: the published numbers (YAML),
+    `bench`: `make bench`'s results.json (the speed-up column; absent: no column)."""
     groups = collect(profile, out)
     table = rows(groups)
     if not any(g.results for g in groups.values()):
         raise FileNotFoundError(f"{out}: no finished cells to render; run the cells first")
     ref = OmegaConf.to_container(OmegaConf.load(reference))
     speed = bench_speedup(bench)
-    write_csv(out / "results.csv", table, ref)
+    table = _with_published(table, ref)
+    write_csv(out / "results.csv", list(table[0]), table)
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(markdown(groups, profile, out, ref, speed))
     bar_chart(groups, profile, out / "results.png")

@@ -8,19 +8,18 @@ student (which saw STS-B only if it was distilled on it: the table says which ta
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 from torchmetrics.functional import spearman_corrcoef
 
-from ..bench.data import load_task
+from ..config import load_task
 from ..data.sources import resolve_source
 from ..export.student_io import load_student
 from ..scoring.encode import EncodeFn, encode_corpus
 from ..utils.io import write_json
-from .cells import is_done
+from .cells import is_done, result
 from .profile import Profile
 
 log = logging.getLogger(__name__)
@@ -75,8 +74,7 @@ def run_transfer(profile: Profile, out: Path) -> None:
         _evaluate(path, {**what, "model": f"{cell.task}/{cell.name}"}, load_student(export).encode, pairs)
     backbone_path = out / "cells" / "backbone" / "transfer.json"
     if dse_cells and not backbone_path.is_file():
-        config = json.loads((dse_cells[0].dir(out) / "results.json").read_text())["config"]
-        backbone = config["student"]["backbone"]
+        backbone = result(dse_cells[0].dir(out)).config["student"]["backbone"]
         _evaluate(
             backbone_path,
             {**what, "model": "backbone", "backbone": backbone},

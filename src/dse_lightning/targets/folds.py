@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..logits import load_logits, read_logits, save_logits
-from ..pipeline.common import build_datamodule, strip_prefix
+from ..pipeline.common import build_datamodule
 from ..pipeline.distributed import wait_for_rank_zero
 from ..pipeline.teacher import fit_or_load, predict_train
 from ..store import Artifact, Store, retire_work
@@ -73,7 +73,7 @@ class OutOfFold(TargetSource):
         trainer, module, metrics = fit_or_load(cfg, task, pair_data(keep), stage_dir, work / f"fold{j}")
         ids, logits = predict_train(trainer, module, pair_data(held))
         log.info("teacher fold %d/%d: fit on %d rows, dev %s", j + 1, self.folds, len(keep), metrics)
-        return ids, logits, strip_prefix(metrics, "val/"), trainer
+        return ids, logits, metrics, trainer
 
     def _fit(self, ctx: TargetContext, store: Store, key: str) -> Artifact:
         folds = fold_of_rows(ctx.rows["train"], self.folds, ctx.cfg.seed)
