@@ -164,3 +164,25 @@ def test_train_order_is_seeded_per_epoch_and_resumes_mid_epoch(
         "epoch": 0,
         "batches": 6,
     }
+
+
+def test_rows_without_a_gold_label_are_marked_in_the_batch(tokenizer_path: str) -> None:
+    import datasets
+
+    from dse_lightning.data.collate import SentencePairCollator
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    sentences = datasets.Dataset.from_dict({"text": ["a b", "c d e"]}).map(
+        lambda b: tok(b["text"]), batched=True
+    )
+    rows = [  # a gold pair, and a pair only the teacher labelled (its label is a placeholder)
+        {"id": "x", "label": 1, "a": 0, "b": 1, "teacher": [0.5], "has_label": True},
+        {"id": "y", "label": 0, "a": 1, "b": 0, "teacher": [-1.0], "has_label": False},
+    ]
+    batch = SentencePairCollator(tok, sentences)(rows)
+    assert batch["has_label"].tolist() == [True, False] and batch["teacher_logits"][:, 0].tolist() == [
+        0.5,
+        -1.0,
+    ]
+    gold_only = [{k: v for k, v in r.items() if k != "has_label"} for r in rows]
+    assert "has_label" not in SentencePairCollator(tok, sentences)(gold_only)  # gold data: no mask at all

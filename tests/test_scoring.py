@@ -81,7 +81,7 @@ def test_topk_equals_brute_force(kind: str, normalize: bool | None, scale: float
 
 
 def test_multiclass_ranks_by_the_given_label() -> None:
-    spec = {"task_type": "multiclass", "labels": ["entailment", "neutral", "contradiction"]}
+    spec = {"labels": ["entailment", "neutral", "contradiction"], "head": {"num_outputs": 3}}
     with pytest.raises(ValueError, match="pass --label"):
         rank_key(spec, None)
     key, col = rank_key(spec, "neutral")

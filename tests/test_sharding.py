@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from torch.utils.data import DistributedSampler
 
+from dse_lightning.data.resumable import EpochSampler
 from dse_lightning.data.sharding import ShardedBatchSampler, local_batch_size
 
 
@@ -20,12 +20,13 @@ def test_sharded_batches_are_one_process_batches_dealt_round_robin(rows: int, ba
     assert [len(s) for s in shards] == [len(ShardedBatchSampler(rows, batch, r, world)) for r in range(world)]
 
 
-def test_train_shards_of_a_step_form_the_single_process_batch() -> None:
-    rows, batch, world = list(range(16)), 8, 2
-    one = list(DistributedSampler(rows, 1, 0, seed=3))
-    ranks = [list(DistributedSampler(rows, world, r, seed=3)) for r in range(world)]
+@pytest.mark.parametrize(("rows", "batch", "world"), [(16, 8, 2), (15, 4, 2), (12, 6, 3)])
+def test_train_shards_of_a_step_form_the_single_process_batch(rows: int, batch: int, world: int) -> None:
+    one = list(EpochSampler(rows, seed=3))
+    ranks = [list(EpochSampler(rows, seed=3, rank=r, world=world)) for r in range(world)]
     local = local_batch_size(batch, world)
-    for step in range(len(rows) // batch):
+    assert sorted(one) == list(range(rows)) and {len(r) for r in ranks} == {-(-rows // world)}
+    for step in range(rows // batch):  # the full steps: the padded tail repeats rows, like DistributedSampler
         union = {i for r in ranks for i in r[step * local : (step + 1) * local]}
         assert union == set(one[step * batch : (step + 1) * batch])
 

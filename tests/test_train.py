@@ -17,7 +17,7 @@ from dse_lightning.train import train
 
 
 def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_dir: Path) -> None:
-    results = train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
     on_disk = json.loads((tmp_path / "run1" / "results.json").read_text())
     assert on_disk["task"] == "mrpc" and on_disk["stage"] == "teacher" and on_disk["seed"] == 42
     assert on_disk["data"] == {"train": 48, "dev": 16}

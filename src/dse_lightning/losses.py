@@ -89,7 +89,7 @@ class DistillLoss(nn.Module):
         teacher_logits: Tensor | None = None,
         has_label: Tensor | None = None,
     ) -> dict[str, Tensor]:
-        """{"loss", "task", "distill"} scalars; `has_label` (B,) marks rows with a gold label (default: all)."""
+        """{"loss", "task", "distill"} scalars; `has_label` (B,): the rows with a gold label (None: all)."""
         task = self._task(logits, labels, has_label)
         if teacher_logits is None:
             if self.alpha > 0:

@@ -37,7 +37,7 @@ def read_lines(path: str | Path, option: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dse_lightning.score", description=__doc__.split("\n")[0])
-    p.add_argument("--student", required=True, help="a student export folder (student.json, ...)")
+    p.add_argument("--student", required=True, help="a student export folder (<run>/student/export)")
     p.add_argument("--store", required=True, help="embedding store folder: built if absent, else loaded")
     p.add_argument("--candidates", help="candidate sentences, one per line (needed to build the store)")
     q = p.add_mutually_exclusive_group(required=True)

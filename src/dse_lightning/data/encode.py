@@ -99,7 +99,8 @@ def build_or_load(
     """The cached encoding for `key_fields` and its meta record, building it from `raw_fn()` if absent,
     incomplete or corrupted."""
     store = Store(Path(cache_dir) / "tokenized" / key_fields["task"], "tokenisation cache")
-    key = f"{key_fields['split']}.{key_fields['view']}.{sha256_json({**key_fields, 'format': CACHE_FORMAT})[:20]}"
+    digest = sha256_json({**key_fields, "format": CACHE_FORMAT})[:20]
+    key = f"{key_fields['split']}.{key_fields['view']}.{digest}"
     entry = store.get_or_build(
         key, lambda: _build(store, key, raw_fn, key_fields, tokenizer, max_length), rebuild_corrupt=True
     )

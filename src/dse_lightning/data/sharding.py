@@ -3,9 +3,10 @@
 Lightning's own distributed sampler pads the evaluation set with repeated rows (so every rank has the
 same number of batches), which biases dev metrics, and it changes the training order with the world size.
 Here (the Trainer runs with `use_distributed_sampler=False`):
-- train: `DistributedSampler(seed)` for every world size, including 1. One process then sees the permutation
-  that N processes split between them, so with a per-process batch of `batch_size / N` the union of the
-  N local batches at step k is exactly the single process's batch k.
+- train: `EpochSampler` (resumable.py) for every world size, including 1: a permutation seeded by seed +
+  epoch, of which process `rank` takes every world-th position (padded like DistributedSampler). One
+  process then sees the permutation that N processes split between them, so with a per-process batch of
+  `batch_size / N` the union of the N local batches at step k is exactly the single process's batch k.
 - eval / predict: whole batches of the sequential order, dealt round-robin. No row is repeated or dropped,
   and each batch has the same rows (and padding) as in one process, so the logits are bitwise the same
   (for splits of at least `world` batches; see ShardedBatchSampler).

@@ -91,7 +91,7 @@ def val_metrics(outputs: list[dict]) -> dict[str, float]:
 
 
 def fit_and_validate(trainer: pl.Trainer, ckpt_cb, module, dm, work: Path, stage: str) -> dict[str, float]:
-    """Fit, resuming from `work` if a killed run left a checkpoint there; the best checkpoint's dev metrics."""
+    """Fit (resuming from `work` after a kill), then the dev metrics of the best checkpoint."""
     trainer.fit(module, datamodule=dm, ckpt_path=resume_checkpoint(work, stage), weights_only=False)
     best = ckpt_cb.best_model_path or None
     if best:  # it may predate a kill

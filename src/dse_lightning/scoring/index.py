@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..data.task_kinds import TASK_KINDS
 from ..export import ExportedStudent, load_student
 from ..store import MANIFEST
 from .encode import encode_corpus
@@ -40,7 +39,7 @@ def rank_key(spec: dict, label: str | None) -> tuple[RankKey, int | None]:
     in float32); multiclass heads by the log-probability of `label`.
     """
     labels = spec["labels"]
-    if TASK_KINDS[spec["task_type"]].student_outputs(labels) == 1:
+    if spec["head"]["num_outputs"] == 1:
         return single_output, None
     if label not in labels:
         raise ValueError(

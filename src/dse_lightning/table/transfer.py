@@ -29,7 +29,7 @@ def sts_pairs(
     task_name: str, split: str, data_dir: str | None = None
 ) -> tuple[list[str], list[str], torch.Tensor]:
     task = load_task(task_name)
-    if task.type != "regression":
+    if task.kind.class_logits:
         raise ValueError(f"transfer.task={task_name}: zero-shot STS needs a similarity (regression) task")
     rows = resolve_source(task, data_dir).load(split)
     return list(rows["sentence1"]), list(rows["sentence2"]), torch.tensor(rows["label"], dtype=torch.float)

@@ -102,7 +102,7 @@ class TransformerEncoder(SentenceEncoder):
         return self.projection(pooled) if self.projection is not None else pooled
 
     def export(self, folder: Path, tokenizer, max_length: int) -> dict:
-        """The folder becomes a sentence-transformers model: the backbone, `DSEPooling`, a Dense projection."""
+        """The folder becomes a sentence-transformers model: backbone, `DSEPooling`, a Dense projection."""
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.base.modules import Dense, Transformer
 
