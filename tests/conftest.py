@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from dse_lightning.config import embedded_model_dir, register_resolvers
+from dse_lightning.targets import ExportedLogits, StudentTargets, TargetContext
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_GLUE = ROOT.parent / "shared" / "data" / "glue"
@@ -236,6 +237,16 @@ def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictC
         cfg.teacher.module.backbone = TINY_BERT  # random tiny BERTs; the tokenizer stays MiniLM's
         cfg.student.encoder.backbone = TINY_BERT
     return cfg
+
+
+class HalvedTeacher(ExportedLogits):
+    """A target source written outside the library (tests/test_train.py): the teacher's logits halved."""
+
+    name = "halved"
+
+    def build(self, ctx: TargetContext) -> StudentTargets:
+        targets = super().build(ctx)
+        return StudentTargets(logits=targets.logits.map(lambda logits: logits / 2))
 
 
 class Stopped(RuntimeError):

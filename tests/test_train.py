@@ -126,6 +126,11 @@ def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
         )
 
 
+def test_a_target_source_is_one_class_and_its_config(tmp_path: Path, mrpc_dir: Path) -> None:
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets._target_=conftest.HalvedTeacher"))
+    assert results.student.targets == {"source": "halved"} and set(results.student.metrics) == {"acc", "f1"}
+
+
 def test_online_teacher_source_and_unknown_source(tmp_path: Path, mrpc_dir: Path) -> None:
     results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=online"))
     assert results.student.targets == {"source": "online"} and set(results.student.metrics) == {"acc", "f1"}

@@ -21,7 +21,7 @@ from .config import CONFIG_PATH, register_resolvers
 from .data.tasks import TaskSpec
 from .loggers import report_to_wandb
 from .pipeline.common import config_dict
-from .pipeline.distill import Stage, retire_student
+from .pipeline.distill import DistillStage, retire_student
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .results import RunResult
@@ -67,7 +67,7 @@ def train(cfg: DictConfig) -> RunResult:
     student = None
     if distilling:
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
-        student = Stage(cfg, task, teacher, data, loss, source, run_dir).run()
+        student = DistillStage(cfg, task, teacher, data, loss, source, run_dir).run()
     result = RunResult(
         task=task.name,
         stage=cfg.stage,

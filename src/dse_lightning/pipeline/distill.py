@@ -56,7 +56,7 @@ def student_store(cfg: DictConfig, task: TaskSpec) -> Store:
     return Store(root, "student", "delete {path} to train the student again")
 
 
-class Stage:
+class DistillStage:
     """One distillation: its config, task, teacher, loss and target source, and where it writes."""
 
     def __init__(self, cfg, task, teacher, rows, loss: DistillLoss, source: TargetSource, run_dir: Path):
