@@ -59,7 +59,16 @@ def student_store(cfg: DictConfig, task: TaskSpec) -> Store:
 class DistillStage:
     """One distillation: its config, task, teacher, loss and target source, and where it writes."""
 
-    def __init__(self, cfg, task, teacher, rows, loss: DistillLoss, source: TargetSource, run_dir: Path):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        task: TaskSpec,
+        teacher: TeacherResult,
+        rows: dict[str, int],  # rows per split
+        loss: DistillLoss,
+        source: TargetSource,
+        run_dir: Path,
+    ) -> None:
         self.cfg, self.task, self.teacher, self.rows = cfg, task, teacher, rows
         self.loss, self.source, self.run_dir = loss, source, run_dir
 
