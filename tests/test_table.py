@@ -80,7 +80,9 @@ def test_profile_errors_name_the_problem(tmp_path: Path) -> None:
         load_profile(str(bad))
 
 
-def fake_results(task: str, seed: int, student: str | None, alpha: float | None) -> dict:
+def fake_results(
+    task: str, seed: int, student: str | None, alpha: float | None, augment: str = "none"
+) -> dict:
     """A results.json whose metrics are a known function of the cell: teacher 0.8, students lower."""
     names = METRICS[task]
     teacher = {
@@ -101,6 +103,7 @@ def fake_results(task: str, seed: int, student: str | None, alpha: float | None)
     }
     if student:
         score = (0.76 if student == "dse" else 0.70) + (0.02 if alpha else 0.0) + 0.01 * (seed - 1)
+        score += 0.03 if augment != "none" else 0.0
         metrics = dict.fromkeys(names, score)
         degradation = {m: (0.8 - score) / 0.8 for m in names}
         degradation["mean"] = sum(degradation.values()) / len(names)  # as the engine writes it
@@ -110,6 +113,8 @@ def fake_results(task: str, seed: int, student: str | None, alpha: float | None)
             "metrics": metrics,
             "relative_degradation": degradation,
             "params": 25_000_000 if student == "dse" else 12_000_000,
+            "targets": {"source": "logits"}
+            | ({} if augment == "none" else {"augment": augment, "transfer_pairs": 96}),
         }
     return results
 
@@ -128,7 +133,7 @@ def fake_run(calls: list, fail: set[str] = frozenset()):
                 (job / "failed.json").write_text("{}")
                 continue
             alpha = float(ov["distill.alpha"]) if "student" in ov else None
-            res = fake_results(task, int(ov["seed"]), ov.get("student"), alpha)
+            res = fake_results(task, int(ov["seed"]), ov.get("student"), alpha, ov.get("augment", "none"))
             (job / "results.json").write_text(json.dumps(res))
             (job / "student" / "checkpoints").mkdir(parents=True)
         return subprocess.CompletedProcess(cmd, 0)
@@ -177,6 +182,25 @@ def test_render_means_degradation_and_published_columns(tmp_path: Path, monkeypa
         "| dse (alpha 0.5) | 2 | 0.7850 ± 0.0071 | 0.7850 ± 0.0071 | 1.88 ± 0.88% |" in md
     )  # std over seeds
     assert (out / "results.png").stat().st_size > 10_000
+
+
+def test_transfer_set_variants_have_their_cells_column_and_comparison(tmp_path: Path, monkeypatch) -> None:
+    students = [{"student": "dse", "alpha": 0.5, "augment": "pairs"}, {"student": "dse", "alpha": 0}]
+    path = write_profile(tmp_path, tasks=["mrpc"], students=students)
+    cell = next(c for c in load_profile(str(path)).student_cells() if c.augment == "pairs")
+    assert cell.name == "dse_pairs_a0.5_s1" and "augment=pairs" in cell.overrides
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run([]))
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--stage", "cells"]) == 0
+    render(load_profile(str(path)), out, PAPER_TABLE / "reference.yaml", Path("-"))
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {(r["student"], r["augment"]) for r in rows} == {("", ""), ("dse", "pairs"), ("dse", "none")}
+    md = (out / "results.md").read_text()
+    assert "| dse (alpha 0.5, pairs) | 2 |" in md
+    # seeds 1, 2: 0.81, 0.82 with the transfer set vs 0.76, 0.77 on gold pairs at alpha 0
+    assert "**dse (pairs, alpha 0.5) vs dse alpha 0 on gold pairs**" in md
+    assert "mrpc 0.8150 ± 0.0071 vs 0.7650 ± 0.0071 (+5.00 points, better)" in md
+    assert (out / "transfer_size.png").stat().st_size > 10_000  # metric against transfer-set size
 
 
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:

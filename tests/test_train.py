@@ -136,3 +136,29 @@ def test_online_teacher_source_and_unknown_source(tmp_path: Path, mrpc_dir: Path
     assert results.student.targets == {"source": "online"} and set(results.student.metrics) == {"acc", "f1"}
     with pytest.raises(MissingConfigException, match=r"Could not find 'targets/oracle'(.|\n)*\tonline"):
         make_cfg(tmp_path, mrpc_dir, "run2", "targets=oracle")
+
+
+def test_teacher_ensemble_averages_its_members_and_reports_its_dev_metrics(
+    tmp_path: Path, mrpc_dir: Path
+) -> None:
+    import torch
+
+    from dse_lightning.logits import Provenance, load_logits
+
+    # Its transfer set is labelled by every member.
+    results = train(
+        make_cfg(tmp_path, mrpc_dir, "run", "targets=ensemble", "targets.members=2", "augment=tang")
+    )
+    targets = results.student.targets
+    assert targets["source"] == "ensemble" and targets["members"][0] == results.teacher.key
+    assert len(set(targets["members"])) == 2 and set(targets["metrics"]) == {"acc", "f1"}
+    stores = [tmp_path / "cache" / "teachers" / "mrpc" / key for key in targets["members"]]
+    assert all((s / "dev.logits.pt").is_file() for s in stores)  # each member's dev logits, for the metrics
+    payloads = [torch.load(s / "logits.pt", weights_only=True) for s in stores]
+    ids = payloads[0]["ids"]
+    member = [
+        load_logits(s / "logits.pt", Provenance(**p["provenance"]), ids)
+        for s, p in zip(stores, payloads, strict=True)
+    ]
+    assert not torch.equal(*member)  # two seeds, two teachers
+    assert targets["augment"] == "tang" and targets["transfer_pairs"] > 0

@@ -89,6 +89,14 @@ class KeyedLogits:
         """The same ids with fn(values), e.g. a binary teacher's logits reduced to the student's one."""
         return KeyedLogits(self.ids, fn(self.values), self.source)
 
+    def cat(self, other: KeyedLogits) -> KeyedLogits:
+        """These rows and `other`'s (ids must not repeat)."""
+        if set(self.ids) & set(other.ids):
+            raise ValueError(f"teacher logits {self.source} and {other.source} share example ids")
+        return KeyedLogits(
+            [*self.ids, *other.ids], torch.cat([self.values, other.values]), f"{self.source} + {other.source}"
+        )
+
 
 def read_logits(path: str | Path, expected: Provenance) -> KeyedLogits:
     """The artifact's logits by id, after checking its provenance. Raises on any mismatch."""

@@ -206,10 +206,13 @@ class Store:
         rebuild: bool = False,
         rebuild_corrupt: bool = False,
         use: Callable[[Artifact], None] | None = None,
+        every_rank: bool = False,
     ) -> Artifact:
         """The artifact `key`, or `build()`, under the key's lock: a job that waited reuses what the other
-        built. `use(artifact)` runs under the lock too (nothing removes the artifact meanwhile)."""
-        with locked(self.path(key), f"{self.kind} {key}: another job is building it; waiting to reuse it"):
+        built. `use(artifact)` runs under the lock too (nothing removes the artifact meanwhile).
+        every_rank: under DDP every rank takes the lock (a build with no barrier: one rank builds it)."""
+        waiting = f"{self.kind} {key}: another job is building it; waiting to reuse it"
+        with locked(self.path(key), waiting, every_rank):
             artifact = (None if rebuild else self.load(key, rebuild_corrupt)) or build()
             if use is not None:
                 use(artifact)

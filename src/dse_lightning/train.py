@@ -59,7 +59,7 @@ def train(cfg: DictConfig) -> RunResult:
     distilling = cfg.stage in ("distill", "all")
     if distilling:  # the loss and the target source refuse bad options before any teacher work
         loss = instantiate(cfg.distill, kind=task.kind)
-        source = instantiate(cfg.targets)
+        source = instantiate(cfg.augment, base=instantiate(cfg.targets))  # augment=none: targets as they are
         source.check(cfg)
     pl.seed_everything(cfg.teacher.seed, workers=True)  # = seed unless the teacher is shared across seeds
     run_dir = Path(cfg.paths.output_dir)

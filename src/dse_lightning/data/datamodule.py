@@ -86,19 +86,23 @@ class GluePairDataModule(pl.LightningDataModule):
             self._fingerprints[split] = self.source.fingerprint(split) + suffix
         return self._fingerprints[split]
 
-    def provenance(self, teacher_checkpoint: str) -> Provenance:
-        """What teacher logits of this train split must carry: `teacher_checkpoint` names the teacher."""
+    def provenance(self, teacher_checkpoint: str, split: str = "train") -> Provenance:
+        """What teacher logits of this split must carry: `teacher_checkpoint` names the teacher."""
         return Provenance(
             task=self.task.name,
-            split="train",
+            split=split,
             teacher_checkpoint=teacher_checkpoint,
             tokenizer=tokenizer_fingerprint(self.tokenizer),
             max_length=self.hparams.max_length,
-            data_checksum=self.fingerprint("train"),
+            data_checksum=self.fingerprint(split),
         )
 
+    def _extra(self, split: str) -> datasets.Dataset | None:
+        """Train rows without a gold label (a teacher-labelled transfer set), from the targets."""
+        return self.targets.extra_rows if split == "train" and self.targets is not None else None
+
     def _key_fields(self, split: str, view: View) -> dict:
-        return {
+        fields = {
             "task": self.task.name,
             "split": split,
             "view": view,
@@ -106,20 +110,33 @@ class GluePairDataModule(pl.LightningDataModule):
             "max_length": self.hparams.max_length,
             "data": self.fingerprint(split),
         }
+        return fields if self._extra(split) is None else {**fields, "extra": self.targets.extra_key}
 
-    def _raw(self, split: str) -> datasets.Dataset:
+    def raw(self, split: str) -> datasets.Dataset:
+        """The split's gold rows (id, sentence1, sentence2, label), subset if `limit_*` is set."""
         raw = self.source.load(split)
         limit = self._limit(split)
         if limit and limit < len(raw):
             raw = raw.shuffle(seed=0).select(range(limit))  # fixed seed: the subset is part of the data
         return raw
 
+    def _rows(self, split: str) -> datasets.Dataset:
+        """What is tokenised: the gold rows, and on train the rows without a gold label (`has_label` False,
+        a placeholder label that no loss reads)."""
+        gold, extra = self.raw(split), self._extra(split)
+        if extra is None:
+            return gold
+        gold = gold.add_column("has_label", [True] * len(gold))
+        extra = extra.add_column("label", [gold[0]["label"] * 0] * len(extra))
+        extra = extra.add_column("has_label", [False] * len(extra)).select_columns(gold.column_names)
+        return datasets.concatenate_datasets([gold, extra.cast(gold.features)])
+
     # -- Lightning hooks -------------------------------------------------------------------------
     def _encoded(self, split: str, view: View | None = None) -> tuple[datasets.DatasetDict, dict]:
         view = view or self.hparams.view
         cache = Path(self.hparams.cache_dir)
         return build_or_load(
-            lambda: self._raw(split),
+            lambda: self._rows(split),
             self._key_fields(split, view),
             cache,
             self.tokenizer,
@@ -178,7 +195,8 @@ class GluePairDataModule(pl.LightningDataModule):
             **sampling,
         )
 
-    def _eval_loader(self, split: str) -> DataLoader:
+    def eval_loader(self, split: str) -> DataLoader:
+        """The split's rows in file order, whole batches dealt to the DDP processes (sharding.py)."""
         rank, world = rank_and_world(self.trainer)
         rows = self.num_examples(split)
         return self._loader(
@@ -224,11 +242,11 @@ class GluePairDataModule(pl.LightningDataModule):
         return loader
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._eval_loader(s) for s in self.task.eval_splits]
+        return [self.eval_loader(s) for s in self.task.eval_splits]
 
     def test_dataloader(self) -> list[DataLoader]:
         return self.val_dataloader()
 
     def predict_dataloader(self) -> DataLoader:
         """The train split in file order, for exporting teacher logits."""
-        return self._eval_loader("train")
+        return self.eval_loader("train")

@@ -62,12 +62,14 @@ def encode_sentences(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple
         batched=True,
         desc="tokenise sentences",
     )
+    extra = {c: list(raw[c]) for c in raw.column_names if c not in ("id", "label", "sentence1", "sentence2")}
     pairs = datasets.Dataset.from_dict(
         {
             "id": list(raw["id"]),
             "label": list(raw["label"]),
             "a": [index[s] for s in first],
             "b": [index[s] for s in second],
+            **extra,  # has_label, when rows without a gold label are in the split
         }
     )
     truncated = _count_truncated(tokenizer, texts, None, max_length)

@@ -14,6 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
@@ -44,6 +45,9 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "student": config_dict(cfg.student),
             "distill": config_dict(cfg.distill),
             "targets": config_dict(cfg.targets),
+            "augment": {
+                k: v for k, v in config_dict(cfg.augment).items() if k not in ("chunk_size", "batch_size")
+            },
             "data": {**data, "fingerprints": {s: dm.fingerprint(s) for s in dm.task.splits}},
             "seed": cfg.seed,
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
@@ -83,6 +87,8 @@ class DistillStage:
         cfg, task, work = self.cfg, self.task, store.work_dir(key)
         context = TargetContext(cfg, task, self.teacher, probe, self.rows, self.run_dir)
         targets = self.source.build(context) if self.loss.alpha > 0 else None
+        # The student starts from the run's seed whatever the source did (fold or ensemble teachers draw too).
+        pl.seed_everything(cfg.seed, workers=True)
         dm = self.data(targets=targets)
         student = build_student(cfg.student, task)
         make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")

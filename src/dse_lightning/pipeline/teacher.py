@@ -47,16 +47,35 @@ def teacher_key(cfg: DictConfig, dm: GluePairDataModule) -> str:
     )[:16]
 
 
+def logits_file(split: str) -> str:
+    """The teacher artifact's file of a split's logits: `logits.pt` (train), `<split>.logits.pt`."""
+    return "logits.pt" if split == "train" else f"{split}.logits.pt"
+
+
+def teacher_data(cfg: DictConfig, task: TaskSpec, **data) -> GluePairDataModule:
+    """The pair view, in the teacher's own batches (`teacher.group_by_length`)."""
+    group = cfg.teacher.group_by_length
+    return build_datamodule(
+        cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size, group_by_length=group, **data
+    )
+
+
 def teacher_store(cfg: DictConfig, task: TaskSpec) -> Store:
     root = Path(cfg.paths.cache_dir).resolve() / "teachers" / task.name
     return Store(root, "teacher", "delete {path} (or run with teacher.retrain=true) to fit the teacher again")
 
 
-def predict_train(trainer, module, dm: GluePairDataModule) -> tuple[list[str], torch.Tensor]:
-    """Logits (N, C) of every train row, in file order, gathered from all processes."""
-    batches = trainer.predict(module, datamodule=dm)
+def predict_train(
+    trainer, module, dm: GluePairDataModule, split: str = "train"
+) -> tuple[list[str], torch.Tensor]:
+    """Logits (N, C) of every row of the split (train: Lightning sets the data up), in file order,
+    gathered from all processes."""
+    train = split == "train"
+    batches = (
+        trainer.predict(module, datamodule=dm) if train else trainer.predict(module, dm.eval_loader(split))
+    )
     ids = [i for b in batches for i in b["ids"]]
-    return gather_rows(trainer, ids, torch.cat([b["logits"] for b in batches]), dm.ids("train"))
+    return gather_rows(trainer, ids, torch.cat([b["logits"] for b in batches]), dm.ids(split))
 
 
 def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_dir: Path, work: Path):
@@ -87,13 +106,16 @@ def _fit_and_publish(
         "data": {s: dm.num_examples(s) for s in task.splits},
     }
     trainer.save_checkpoint(work / "model.ckpt", weights_only=True)  # every rank calls it; rank 0 writes
-    ids, logits = predict_train(trainer, module, dm)  # every rank predicts its share
+    # Every rank predicts its share: train (the student's targets) and dev (what an ensemble is judged by).
+    predicted = {split: predict_train(trainer, module, dm, split) for split in task.splits}
 
     def write(tmp: Path) -> dict:
         shutil.move(work / "model.ckpt", tmp / "model.ckpt")
-        provenance = dm.provenance(sha256_file(tmp / "model.ckpt"))
-        save_logits(tmp / "logits.pt", ids, logits, provenance)
-        load_logits(tmp / "logits.pt", provenance, dm.ids("train"))  # verify the round trip before publishing
+        for split, (ids, logits) in predicted.items():
+            provenance = dm.provenance(sha256_file(tmp / "model.ckpt"), split)
+            path = tmp / logits_file(split)
+            save_logits(path, ids, logits, provenance)
+            load_logits(path, provenance, dm.ids(split))  # verify the round trip before publishing
         return record
 
     artifact = store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "teacher published"))
@@ -105,7 +127,7 @@ def _fit_and_publish(
 
 def run_teacher(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> tuple[TeacherResult, dict[str, int]]:
     """The teacher's result and the rows per split of the task's data."""
-    dm = build_datamodule(cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size, cfg.teacher.seed)
+    dm = teacher_data(cfg, task, seed=cfg.teacher.seed)
     key, store = teacher_key(cfg, dm), teacher_store(cfg, task)
     build = lambda: _fit_and_publish(cfg, task, dm, store, key, run_dir)  # noqa: E731
     artifact = store.get_or_build(key, build, rebuild=cfg.teacher.retrain)

@@ -34,3 +34,13 @@ def encode_corpus(
     unique_emb[torch.tensor(order)] = sorted_emb  # back to first-occurrence order
     row = {s: i for i, s in enumerate(unique)}
     return unique_emb[torch.tensor([row[s] for s in sentences])]
+
+
+def mean_pooled_encoder(model: str) -> EncodeFn:
+    """A pretrained model (name or folder) with mean pooling over its last layer, through
+    sentence-transformers: the usual sentence-embedding baseline (transfer eval, semantic search)."""
+    from sentence_transformers import SentenceTransformer, models
+
+    word = models.Transformer(model)
+    st = SentenceTransformer(modules=[word, models.Pooling(word.get_embedding_dimension(), "mean")])
+    return lambda batch: st.encode(batch, convert_to_tensor=True, show_progress_bar=False)

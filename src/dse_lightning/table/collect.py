@@ -20,6 +20,8 @@ class Group:
     task: str
     model: str  # "teacher" or the student's name
     alpha: float | None
+    augment: str = "none"  # the student's transfer set
+    variant: str | None = None  # a profile spec's own name
     results: list[RunResult] = field(default_factory=list)
     transfer: list[float] = field(default_factory=list)
 
@@ -28,6 +30,10 @@ class Group:
 
     def values(self, metric: str) -> list[float]:
         return [e.metrics[metric] for e in self._entries() if metric in e.metrics]
+
+    def scores(self) -> list[float]:
+        """Per seed, the mean of the task's dev metrics (one number to compare students by)."""
+        return [statistics.fmean(e.metrics.values()) for e in self._entries()]
 
     def degradation(self, metric: str) -> list[float]:
         """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
@@ -47,17 +53,18 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 
 
 def collect(profile: Profile, out: Path) -> dict[tuple, Group]:
-    """Groups keyed by (task, model, alpha), in the profile's order; cells not finished are absent."""
+    """Groups keyed by (task, model, alpha, augment, variant), in the profile's order; unfinished cells are
+    absent."""
     groups: dict[tuple, Group] = {}
     for task in profile.tasks:  # keep the table's order even when cells finish out of order
-        groups[(task, "teacher", None)] = Group(task, "teacher", None)
+        groups[(task, "teacher", None, "none", None)] = Group(task, "teacher", None)
         for spec in profile.students:
-            key = (task, spec["student"], float(spec["alpha"]))
+            key = (task, spec["student"], float(spec["alpha"]), spec["augment"], spec.get("name"))
             groups[key] = Group(*key)
     for cell in profile.cells():
         if (done := result(cell.dir(out))) is None:
             continue
-        key = (cell.task, cell.student or "teacher", cell.alpha)
+        key = (cell.task, cell.student or "teacher", cell.alpha, cell.augment, cell.variant)
         groups[key].results.append(done)
         if (transfer := cell.dir(out) / "transfer.json").is_file():
             groups[key].transfer.append(json.loads(transfer.read_text())["spearman"])
@@ -90,6 +97,8 @@ def rows(groups: dict[tuple, Group]) -> list[dict]:
                         "model": "teacher" if g.model == "teacher" else "student",
                         "student": "" if g.model == "teacher" else g.model,
                         "alpha": "" if g.alpha is None else g.alpha,
+                        "augment": "" if g.model == "teacher" else g.augment,
+                        "variant": g.variant or "",
                         "metric": metric,
                         "mean": mean,
                         "std": std,

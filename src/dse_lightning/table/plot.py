@@ -24,7 +24,8 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
         for i, g in enumerate(task_groups):
             stats = [mean_std(g.values(m)) for m in metrics]
             xs = [j + i * width for j in range(len(metrics))]
-            label = "teacher" if g.model == "teacher" else f"{g.model} a={g.alpha:g}"
+            augment = "" if g.augment == "none" else f" {g.augment}"
+            label = "teacher" if g.model == "teacher" else g.variant or f"{g.model}{augment} a={g.alpha:g}"
             ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], label=label, capsize=2)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))], metrics)
         lows = [v for g in task_groups for m in metrics for v in g.values(m)]
@@ -37,3 +38,42 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
+
+
+def _size(g: Group) -> float:
+    return sum(r.student.targets.get("transfer_pairs") or 0 for r in g.results) / len(g.results)
+
+
+def size_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> bool:
+    """Per task, each student's mean dev metric against the size of its transfer set (0: gold pairs only),
+    one line per student, alpha and generator; False (no file) when no student has a transfer set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [g for g in groups.values() if g.results and g.model != "teacher"]
+    lines = {(g.task, g.model, g.alpha, g.augment) for g in done if g.augment != "none"}
+    if not lines:
+        return False
+    tasks = [t for t in profile.tasks if any(key[0] == t for key in lines)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for _, model, alpha, augment in sorted(k for k in lines if k[0] == task):
+            same = [
+                g
+                for g in done
+                if (g.task, g.model, g.alpha) == (task, model, alpha) and g.augment in ("none", augment)
+            ]
+            points = sorted((_size(g), mean_std(g.scores())) for g in same)
+            xs, ys, errs = [p[0] for p in points], [p[1][0] for p in points], [p[1][1] for p in points]
+            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=2, label=f"{model} a={alpha:g} {augment}")
+        ax.set_xlabel("teacher-labelled transfer pairs")
+        ax.set_ylabel("dev, mean of the task's metrics")
+        ax.set_title(f"{task} (dev)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+    return True

@@ -23,12 +23,17 @@ class Cell:
     overrides: tuple[str, ...]  # everything but task=
     student: str | None = None
     alpha: float | None = None
+    augment: str = "none"  # the transfer set (conf/augment/); none: gold pairs only
+    variant: str | None = None  # the spec's own name, for variants the other fields do not tell apart
 
     @property
     def name(self) -> str:
         if self.student is None:
             return f"teacher_s{self.seed}"
-        return f"{self.student}_a{self.alpha:g}_s{self.seed}"
+        if self.variant:
+            return f"{self.variant}_s{self.seed}"
+        augment = "" if self.augment == "none" else f"_{self.augment}"
+        return f"{self.student}{augment}_a{self.alpha:g}_s{self.seed}"
 
     def dir(self, out: Path) -> Path:
         return out / "cells" / self.task / self.name
@@ -72,11 +77,16 @@ class Profile:
         cells = []
         for seed in self.seeds:
             for spec in self.students:
-                extra = [f"student={spec['student']}", f"distill.alpha={spec['alpha']}", *spec["overrides"]]
-                overrides = (*self._base(seed), "stage=all", *extra)
-                cells += [
-                    Cell(task, seed, overrides, spec["student"], float(spec["alpha"])) for task in self.tasks
+                augment = [f"augment={spec['augment']}"] if spec["augment"] != "none" else []
+                extra = [
+                    f"student={spec['student']}",
+                    f"distill.alpha={spec['alpha']}",
+                    *augment,
+                    *spec["overrides"],
                 ]
+                overrides = (*self._base(seed), "stage=all", *extra)
+                variant = (spec["student"], float(spec["alpha"]), spec["augment"], spec.get("name"))
+                cells += [Cell(task, seed, overrides, *variant) for task in self.tasks]
         return cells
 
     def cells(self) -> list[Cell]:
@@ -107,7 +117,17 @@ def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(Profile.__dataclass_fields__)}")
     for i, spec in enumerate(raw["students"]):
-        if not {"student", "alpha"} <= set(spec):
-            raise ValueError(f"{path}: students[{i}] needs 'student' and 'alpha', got {sorted(spec)}")
+        if not {"student", "alpha"} <= set(spec) or set(spec) - {
+            "student",
+            "alpha",
+            "augment",
+            "name",
+            "overrides",
+        }:
+            raise ValueError(
+                f"{path}: students[{i}] needs 'student' and 'alpha' (and may have 'augment', 'name', "
+                f"'overrides'), got {sorted(spec)}"
+            )
         spec.setdefault("overrides", [])
+        spec.setdefault("augment", "none")
     return Profile(**raw)

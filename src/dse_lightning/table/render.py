@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from ..report import write_csv
 from ..utils.io import atomic_path
 from .collect import Group, collect, mean_std, metric_names, rows
-from .plot import bar_chart
+from .plot import bar_chart, size_chart
 from .profile import Profile
-from .summary import PAPER_TASKS, average_degradation, bench_speedup
+from .summary import PAPER_TASKS, average_degradation, bench_speedup, comparison
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def _pm(values: list[float], pct: bool = False) -> str:
 def _label(g: Group) -> str:
     if g.model == "teacher":
         return f"teacher ({g.results[0].teacher.name})" if g.results else "teacher"
-    return f"{g.model} (alpha {g.alpha:g})"
+    if g.variant:
+        return f"{g.model} ({g.variant})"
+    return f"{g.model} (alpha {g.alpha:g}{'' if g.augment == 'none' else ', ' + g.augment})"
 
 
 def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -> list[str]:
@@ -91,34 +93,56 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
     return lines
 
 
+def _variants(profile: Profile, student: str) -> list[tuple[float, str]]:
+    """(alpha, augment) of the student's distilled variants, in the profile's order."""
+    specs = [
+        (float(s["alpha"]), s["augment"])
+        for s in profile.students
+        if s["student"] == student and not s.get("name")
+    ]
+    return list(dict.fromkeys(v for v in specs if v[0]))
+
+
 def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[str]:
     lines = []
-    dse_alphas = sorted({float(s["alpha"]) for s in profile.students if s["student"] == "dse" and s["alpha"]})
     paper_tasks = [t for t in profile.tasks if t in PAPER_TASKS]
     other = [t for t in profile.tasks if t not in PAPER_TASKS]
-    for alpha in dse_alphas:
-        avg = average_degradation(groups, "dse", alpha, paper_tasks)
-        rest = average_degradation(groups, "dse", alpha, other)["per_task"]
+    for alpha, augment in _variants(profile, "dse"):
+        avg = average_degradation(groups, "dse", alpha, paper_tasks, augment)
+        rest = average_degradation(groups, "dse", alpha, other, augment)["per_task"]
         per = ", ".join(f"{t} {v:.2%}" for t, v in {**avg["per_task"], **rest}.items() if v is not None)
         if avg["mean"] is not None:
+            name = f"alpha {alpha:g}" + ("" if augment == "none" else f", {augment}")
             lines.append(
-                f"- **dse (alpha {alpha:g}) average relative degradation over {', '.join(avg['per_task'])}: "
+                f"- **dse ({name}) average relative degradation over {', '.join(avg['per_task'])}: "
                 f"{avg['mean']:.2%}** (published: {ref['dse']['average_relative_degradation']}% over the "
                 f"paper's five tasks with BERT-large; {ref['dse']['source']}). Per task: {per}."
             )
-    distilled = sorted(
-        {float(s["alpha"]) for s in profile.students if s["student"] == "bilstm" and s["alpha"]}
-    )
-    for alpha in distilled:
-        with_kd = average_degradation(groups, "bilstm", alpha, profile.tasks)
+    for alpha, augment in _variants(profile, "bilstm"):
+        with_kd = average_degradation(groups, "bilstm", alpha, profile.tasks, augment)
         without = average_degradation(groups, "bilstm", 0.0, profile.tasks)
-        if with_kd["mean"] is not None and without["mean"] is not None:
+        if augment == "none" and with_kd["mean"] is not None and without["mean"] is not None:
             verdict = "helps" if with_kd["mean"] < without["mean"] else "does not help"
             lines.append(
                 f"- **Distillation {verdict} the BiLSTM on average**: relative degradation "
                 f"{with_kd['mean']:.2%} at alpha {alpha:g} vs {without['mean']:.2%} at alpha 0 "
                 f"(mean over {', '.join(with_kd['per_task'])})."
             )
+    return lines + _transfer_gains(groups, profile)
+
+
+def _transfer_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
+    """Each student with a transfer set against the same student on gold pairs (alpha 0, and its alpha)."""
+    lines = []
+    for student in dict.fromkeys(s["student"] for s in profile.students):
+        for alpha, augment in (v for v in _variants(profile, student) if v[1] != "none"):
+            for base in dict.fromkeys([(0.0, "none"), (alpha, "none")]):
+                gain = comparison(groups, profile.tasks, (student, alpha, augment), (student, *base))
+                if gain:
+                    lines.append(
+                        f"- **{student} ({augment}, alpha {alpha:g}) vs {student} alpha {base[0]:g} on gold "
+                        f"pairs** (mean of each task's dev metrics, mean ± std over seeds): {gain}."
+                    )
     return lines
 
 
@@ -211,4 +235,5 @@ def render(profile: Profile, out: Path, reference: Path, bench: Path) -> None:
     with atomic_path(out / "results.md") as tmp:
         tmp.write_text(markdown(groups, profile, out, ref, speed))
     bar_chart(groups, profile, out / "results.png")
+    size_chart(groups, profile, out / "transfer_size.png")
     log.info("rendered %s/results.{md,csv,png}", out)

@@ -19,16 +19,39 @@ def task_degradation(group: Group) -> float | None:
     return statistics.fmean(per_seed) if per_seed else None
 
 
-def average_degradation(groups: dict[tuple, Group], student: str, alpha: float, tasks) -> dict:
+def average_degradation(
+    groups: dict[tuple, Group], student: str, alpha: float, tasks, augment="none"
+) -> dict:
     """{task: degradation} over `tasks` that have results, and their mean (the paper's definition as we
     read it: each task's relative drop against the teacher, averaged over tasks)."""
     per_task = {}
     for task in tasks:
-        group = groups.get((task, student, alpha))
+        group = groups.get((task, student, alpha, augment, None))
         if group and group.results:
             per_task[task] = task_degradation(group)
     values = [v for v in per_task.values() if v is not None]
     return {"per_task": per_task, "mean": statistics.fmean(values) if values else None}
+
+
+def _pm(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.4f} ± {std:.4f}"
+
+
+def comparison(groups: dict[tuple, Group], tasks, variant: tuple, baseline: tuple) -> str | None:
+    """Per task, the mean of its dev metrics (mean ± std over seeds) of a student variant (name, alpha,
+    augment) against a baseline variant, and whether the gap is larger than either std."""
+    parts = []
+    for task in tasks:
+        a, b = groups.get((task, *variant, None)), groups.get((task, *baseline, None))
+        if not (a and a.results and b and b.results):
+            continue
+        va, vb = a.scores(), b.scores()
+        gap = statistics.fmean(va) - statistics.fmean(vb)
+        noise = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (va, vb))
+        verdict = "within noise" if abs(gap) <= noise else ("better" if gap > 0 else "worse")
+        parts.append(f"{task} {_pm(va)} vs {_pm(vb)} ({gap * 100:+.2f} points, {verdict})")
+    return "; ".join(parts) or None
 
 
 def bench_speedup(path: Path, n: int = 10_000) -> dict[str, float]:

@@ -17,7 +17,7 @@ from torchmetrics.functional import spearman_corrcoef
 from ..config import load_task
 from ..data.sources import resolve_source
 from ..export.student_io import load_student
-from ..scoring.encode import EncodeFn, encode_corpus
+from ..scoring.encode import EncodeFn, encode_corpus, mean_pooled_encoder
 from ..utils.io import write_json
 from .cells import is_done, result
 from .profile import Profile
@@ -39,15 +39,6 @@ def cosine_spearman(encode_fn: EncodeFn, a: list[str], b: list[str], gold: torch
     emb = encode_corpus(encode_fn, a + b, progress=False)
     cos = torch.nn.functional.cosine_similarity(emb[: len(a)], emb[len(a) :])
     return float(spearman_corrcoef(cos, gold))
-
-
-def backbone_encode_fn(backbone: str) -> EncodeFn:
-    """The pretrained backbone with mean pooling over its last layer (sentence-transformers)."""
-    from sentence_transformers import SentenceTransformer, models
-
-    word = models.Transformer(backbone)
-    model = SentenceTransformer(modules=[word, models.Pooling(word.get_embedding_dimension(), "mean")])
-    return lambda batch: model.encode(batch, convert_to_tensor=True)
 
 
 def _evaluate(path: Path, what: dict, encode_fn: EncodeFn, pairs) -> None:
@@ -78,6 +69,6 @@ def run_transfer(profile: Profile, out: Path) -> None:
         _evaluate(
             backbone_path,
             {**what, "model": "backbone", "backbone": backbone},
-            backbone_encode_fn(backbone),
+            mean_pooled_encoder(backbone),
             pairs,
         )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import datasets
 from omegaconf import DictConfig
 from torch import nn
 
@@ -23,6 +24,9 @@ class StudentTargets:
 
     logits: KeyedLogits | None = None  # (N, K) in the student's form (binary: z1 - z0), by example id
     online: nn.Module | None = None  # a frozen cross-encoder: pair encodings -> logits (B, C)
+    # Train rows without a gold label (id, sentence1, sentence2), and what identifies them (the cache key).
+    extra_rows: datasets.Dataset | None = None
+    extra_key: str | None = None
 
 
 @dataclass
@@ -37,6 +41,7 @@ class TargetContext:
 
 class TargetSource:
     name = ""
+    provides_logits = True  # False: targets come from a teacher run during training (no logits to extend)
 
     def check(self, cfg: DictConfig) -> None:
         """Refuse options that cannot work together, before any teacher work (default: nothing to refuse)."""
@@ -47,3 +52,7 @@ class TargetSource:
 
     def build(self, ctx: TargetContext) -> StudentTargets:
         raise NotImplementedError
+
+    def labellers(self, ctx: TargetContext) -> list[TeacherResult]:
+        """The teachers whose averaged logits label new pairs (a transfer set): the run's teacher."""
+        return [ctx.teacher]

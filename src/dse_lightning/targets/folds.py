@@ -16,9 +16,8 @@ from pathlib import Path
 import torch
 
 from ..logits import load_logits, read_logits, save_logits
-from ..pipeline.common import build_datamodule
 from ..pipeline.distributed import wait_for_rank_zero
-from ..pipeline.teacher import fit_or_load, predict_train
+from ..pipeline.teacher import fit_or_load, predict_train, teacher_data
 from ..store import Artifact, Store, retire_work
 from .base import StudentTargets, TargetContext, TargetSource
 
@@ -67,9 +66,7 @@ class OutOfFold(TargetSource):
         cfg, task, stage_dir = ctx.cfg, ctx.task, ctx.run_dir / "teacher_folds" / f"fold{j}"
         keep = [i for i, f in enumerate(folds) if f != j]
         held = [i for i, f in enumerate(folds) if f == j]
-        pair_data = lambda rows: build_datamodule(  # noqa: E731
-            cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size, train_rows=rows
-        )
+        pair_data = lambda rows: teacher_data(cfg, task, train_rows=rows)  # noqa: E731
         trainer, module, metrics = fit_or_load(cfg, task, pair_data(keep), stage_dir, work / f"fold{j}")
         ids, logits = predict_train(trainer, module, pair_data(held))
         log.info("teacher fold %d/%d: fit on %d rows, dev %s", j + 1, self.folds, len(keep), metrics)

@@ -8,6 +8,7 @@ from .base import StudentTargets, TargetContext, TargetSource
 
 class OnlineTeacher(TargetSource):
     name = "online"
+    provides_logits = False
 
     def build(self, ctx: TargetContext) -> StudentTargets:
         module = TeacherModule.load_from_checkpoint(

@@ -1,0 +1,231 @@
+"""The transfer set as a target source: generated pairs, labelled by the teacher, added to the train rows.
+
+`augment=<name>` wraps the `targets` source: gold rows keep its logits and their labels; the transfer pairs
+get the teacher's logits and no gold label, so only the distillation term sees them. Each generator's
+labelled pairs are an artifact of the store, `<cache_dir>/transfer/<task>/<key>/` (`pairs.json`, `logits.pt`
+with provenance), keyed by the teacher(s), the data and the generator's config: shared by every seed and
+student, and by every transfer set that uses that generator (augment=both reuses pairs' and tang's).
+Labelling runs in chunks saved to `<key>.work/`, so a killed run goes on from the last whole chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import datasets
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..data.collate import PairCollator
+from ..data.encode import encode_pairs
+from ..logits import KeyedLogits, Provenance, read_logits, save_logits
+from ..models.teacher_module import TeacherModule
+from ..store import Store
+from ..targets.base import StudentTargets, TargetContext, TargetSource
+from ..utils.io import atomic_path, sha256_file, sha256_json
+from .generators import Pair, PairGenerator, Sources
+
+log = logging.getLogger(__name__)
+
+
+class NoTransfer(TargetSource):
+    """`augment=none`: the gold pairs only; the wrapped source as it is."""
+
+    def __init__(self, base: TargetSource) -> None:
+        self.base = base
+        self.name, self.provides_logits = base.name, base.provides_logits
+
+    def check(self, cfg) -> None:
+        self.base.check(cfg)
+
+    def describe(self) -> dict:
+        return self.base.describe()
+
+    def build(self, ctx: TargetContext) -> StudentTargets:
+        return self.base.build(ctx)
+
+
+class TransferSet(NoTransfer):
+    def __init__(
+        self,
+        base: TargetSource,
+        generators: dict[str, PairGenerator],  # by name: config groups merge them (augment=both)
+        name: str = "transfer",
+        corpus: str | None = None,  # more sentences to pair, one per line (dev sentences are dropped)
+        seed: int = 0,  # the generators' (not the run's: one transfer set serves every seed)
+        chunk_size: int = 2048,  # pairs labelled between two saves
+        batch_size: int = 64,
+    ) -> None:
+        super().__init__(base)
+        if not generators:
+            raise ValueError(f"augment={name}: no generators")
+        self.generators, self.augment, self.corpus, self.seed = list(generators.values()), name, corpus, seed
+        self.chunk_size, self.batch_size, self.size = chunk_size, batch_size, None
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        if not self.base.provides_logits:
+            raise ValueError(
+                f"augment={self.augment} extends exported logits: use targets=logits or targets=folds"
+            )
+        if float(cfg.distill.alpha) == 0:
+            raise ValueError(
+                f"augment={self.augment}: its pairs have no gold label; "
+                "they teach only with distill.alpha > 0"
+            )
+
+    def describe(self) -> dict:
+        return {**self.base.describe(), "augment": self.augment, "transfer_pairs": self.size}
+
+    def key(self, ctx: TargetContext, generator: PairGenerator) -> str:
+        """What one generator's labelled pairs depend on: its config, the data, the corpus, the labellers."""
+        corpus = sha256_file(self.corpus) if self.corpus else None
+        data = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}  # train: the pool; the rest: banned
+        teachers = [t.key for t in self.base.labellers(ctx)]
+        spec = {"generator": generator.describe(), "corpus": corpus, "seed": self.seed, "data": data}
+        return sha256_json({"teacher": teachers[0] if len(teachers) == 1 else teachers, **spec})[:16]
+
+    def build(self, ctx: TargetContext) -> StudentTargets:
+        gold = self.base.build(ctx)
+        store = Store(Path(ctx.cfg.paths.cache_dir).resolve() / "transfer" / ctx.task.name, "transfer set")
+        keys = [self.key(ctx, g) for g in self.generators]
+        parts = [self._labelled(ctx, store, key, g) for key, g in zip(keys, self.generators, strict=True)]
+        pairs = [pair for _, part in parts for pair in part]
+        if not pairs:
+            raise ValueError(
+                f"augment={self.augment}: the generators made no pairs from {ctx.task.name} train"
+            )
+        self.size = len(pairs)
+        labelled = [logits.map(ctx.task.kind.student_targets) for logits, _ in parts]
+        logits = functools.reduce(KeyedLogits.cat, labelled, gold.logits)
+        rows = {
+            "id": logits.ids[-len(pairs) :],
+            "sentence1": [a for a, _ in pairs],
+            "sentence2": [b for _, b in pairs],
+        }
+        extra = datasets.Dataset.from_dict(rows)
+        return StudentTargets(logits=logits, extra_rows=extra, extra_key=sha256_json(keys)[:16])
+
+    def _labelled(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
+        """One generator's pairs and their logits: from the store, or generated and labelled now."""
+        build = lambda: self._label(ctx, store, key, generator)  # noqa: E731
+        artifact = store.get_or_build(key, build, every_rank=True)
+        if artifact.reused:
+            log.info(
+                "transfer set: reusing %s (%d %s pairs)",
+                artifact.path,
+                artifact.meta["pairs"],
+                generator.name,
+            )
+        pairs = [tuple(p) for p in json.loads((artifact.path / "pairs.json").read_text())]
+        return read_logits(artifact.path / "logits.pt", self._provenance(ctx, key)), pairs
+
+    def _provenance(self, ctx: TargetContext, key: str) -> Provenance:
+        """The train-logits provenance, for these pairs and their labellers (their checkpoints' hash)."""
+        teachers = sha256_json([sha256_file(t.checkpoint) for t in self.base.labellers(ctx)])
+        return replace(ctx.data.provenance(teachers), split=f"transfer-{key}")
+
+    def generate(self, ctx: TargetContext, generator: PairGenerator) -> list[Pair]:
+        """The generator's pairs from the train sentences (and the corpus); never a dev sentence."""
+        train, dev = ctx.data.raw("train"), set()
+        for split in ctx.task.eval_splits:
+            dev |= {s for col in ("sentence1", "sentence2") for s in ctx.data.raw(split)[col]}
+        # A train pair with a sentence that is also a dev one is left out: nothing comes from a dev sentence.
+        gold = [p for p in zip(train["sentence1"], train["sentence2"], strict=True) if not set(p) & dev]
+        pool = [s for pair in gold for s in pair]
+        if self.corpus:
+            pool += [s for s in Path(self.corpus).read_text(encoding="utf-8").splitlines() if s.strip()]
+        pool = [s for s in dict.fromkeys(pool) if s not in dev]
+        rng = random.Random(f"{self.seed}:{generator.name}")  # a str seeds deterministically
+        pairs = generator.pairs(Sources(gold, pool, ctx.data.tokenizer.mask_token, rng, frozenset(dev)))
+        log.info(
+            "transfer set: %d %s pairs from %d gold pairs and %d sentences",
+            len(pairs),
+            generator.name,
+            len(gold),
+            len(pool),
+        )
+        return pairs
+
+    def _label(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
+        pairs, work = self.generate(ctx, generator), store.work_dir(key)
+        ids = [f"{generator.name}-{key}-{i:07d}" for i in range(len(pairs))]
+        logits = self._teacher_logits(ctx, pairs, ids, work)
+
+        def write(tmp: Path) -> dict:
+            (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False))
+            save_logits(tmp / "logits.pt", ids, logits, self._provenance(ctx, key))
+            teachers = [t.key for t in self.base.labellers(ctx)]
+            return {"pairs": len(pairs), "teachers": teachers, "generator": generator.describe()}
+
+        artifact = store.publish(key, write, writer=True)
+        shutil.rmtree(work, ignore_errors=True)
+        return artifact
+
+    def _teacher_logits(
+        self, ctx: TargetContext, pairs: list[Pair], ids: list[str], work: Path
+    ) -> torch.Tensor:
+        """(N, C) logits of the pairs, averaged over the labellers (the teacher, or an ensemble), a chunk at a
+        time; chunks a killed run saved are reused."""
+        modules = [
+            TeacherModule.load_from_checkpoint(t.checkpoint, map_location="cpu", weights_only=False)
+            for t in self.base.labellers(ctx)
+        ]
+        trainer = pl.Trainer(
+            accelerator=ctx.cfg.trainer.accelerator,
+            devices=1,
+            precision=ctx.cfg.trainer.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
+        chunks = []
+        starts = range(0, len(pairs), self.chunk_size)
+        for start in tqdm(starts, desc=f"teacher labels {len(pairs)} transfer pairs", unit="chunk"):
+            path = work / f"chunk{start // self.chunk_size:05d}.pt"
+            if not path.is_file():
+                chunk = pairs[start : start + self.chunk_size]
+                part = torch.stack(
+                    [self._predict(trainer, m, ctx, chunk, ids[start:]) for m in modules]
+                ).mean(0)
+                with atomic_path(path) as tmp:
+                    torch.save(part, tmp)
+            chunks.append(torch.load(path, weights_only=True))
+        return torch.cat(chunks)
+
+    def _predict(
+        self, trainer, module, ctx: TargetContext, pairs: list[Pair], ids: list[str]
+    ) -> torch.Tensor:
+        tokenizer, n = ctx.data.tokenizer, len(pairs)
+        raw = datasets.Dataset.from_dict(
+            {
+                "id": ids[:n],
+                "sentence1": [a for a, _ in pairs],
+                "sentence2": [b for _, b in pairs],
+                "label": [0] * n,
+            }
+        )
+        encoded, _ = encode_pairs(raw, tokenizer, ctx.data.hparams.max_length)
+        # Length-sorted batches pad little; the ids put the logits back in order.
+        rows = (
+            encoded["pairs"]
+            .map(lambda r: {"length": len(r["input_ids"])})
+            .sort("length")
+            .remove_columns("length")
+        )
+        loader = DataLoader(rows, batch_size=self.batch_size, collate_fn=PairCollator(tokenizer))
+        batches = trainer.predict(module, loader)
+        position = {i: k for k, i in enumerate(ids[:n])}
+        out = torch.empty(n, batches[0]["logits"].shape[-1])
+        for batch in batches:
+            out[[position[i] for i in batch["ids"]]] = batch["logits"]
+        return out

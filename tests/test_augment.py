@@ -1,0 +1,171 @@
+"""Transfer sets: generators, never a dev sentence, labels cached and resumable, gold + transfer rows."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import MRPC_HEADER, make_cfg, mrpc_rows, write_tsv
+from dse_lightning.augment import Perturb, Recombine, TransferSet
+from dse_lightning.augment.generators import Sources
+from dse_lightning.config import load_task
+from dse_lightning.data.datamodule import GluePairDataModule
+from dse_lightning.targets import ExportedLogits, TargetContext
+from dse_lightning.train import train
+
+GOLD = [
+    ("a cat sat on the mat", "the cat is sitting on a mat"),
+    ("shares rose five percent", "the stock gained five percent"),
+    ("a man plays the guitar", "someone is playing an instrument"),
+    ("the market fell sharply today", "stocks dropped a lot today"),
+]
+
+
+def sources(seed: int = 0, banned=frozenset()) -> Sources:
+    pool = list(dict.fromkeys(s for p in GOLD for s in p))
+    return Sources(list(GOLD), pool, "[MASK]", random.Random(seed), frozenset(banned))
+
+
+def test_take_refuses_gold_self_repeat_and_banned_pairs() -> None:
+    src = sources(banned={"a man plays the guitar"})
+    assert not src.take(GOLD[0]) and not src.take(GOLD[0][::-1])  # a gold pair, in either order
+    assert not src.take(("a cat sat on the mat", "a cat sat on the mat"))
+    assert not src.take(("a man plays the guitar", "a cat sat on the mat"))  # a banned (dev) sentence
+    assert src.take(("a cat sat on the mat", "shares rose five percent"))
+    assert not src.take(("shares rose five percent", "a cat sat on the mat"))  # a repeat
+
+
+def test_perturb_masks_words_and_samples_ngrams_of_the_gold_pairs() -> None:
+    pairs = Perturb(per_gold=2.0, p_mask=0.5, p_ngram=0.5, ngram_max=3).pairs(sources(seed=1))
+    assert len(pairs) == 8 and pairs == Perturb(per_gold=2.0, p_mask=0.5, p_ngram=0.5, ngram_max=3).pairs(
+        sources(1)
+    )
+    words = {w for p in GOLD for s in p for w in s.split()} | {"[MASK]"}
+    assert all(set(s.split()) <= words for p in pairs for s in p)
+    assert any("[MASK]" in s for p in pairs for s in p)
+    assert any(len(s.split()) <= 3 for p in pairs for s in p)  # an n-gram of its sentence
+
+
+@pytest.mark.parametrize("sampler", ["semantic", "random"])  # bm25: the next test
+def test_recombine_pairs_train_sentences_by_each_sampler(sampler: str, tiny_backbone: Path) -> None:
+    src = sources()
+    pairs = Recombine(per_gold=1.0, samplers=[sampler], top_k=3, encoder=str(tiny_backbone)).pairs(src)
+    assert len({frozenset(p) for p in pairs}) == len(pairs) and 0 < len(pairs) <= 4
+    assert not {frozenset(p) for p in pairs} & {frozenset(p) for p in GOLD}
+    assert all(a != b and {a, b} <= set(src.pool) for a, b in pairs)
+
+
+def test_bm25_pairs_each_sentence_with_its_lexical_neighbours_first() -> None:
+    src = sources()
+    src.pool += ["a black cat sat on a red mat", "five percent more shares today"]  # e.g. from a corpus
+    pairs = Recombine(per_gold=0.5, samplers=["bm25"], top_k=3).pairs(src)
+    # rank 0 of every sentence is itself (refused), and so is a gold partner: the corpus sentences that share
+    # most words come first, one sentence's best before any sentence's second best
+    assert pairs == [
+        ("a cat sat on the mat", "a black cat sat on a red mat"),
+        ("shares rose five percent", "five percent more shares today"),
+    ]
+
+
+def test_recombine_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="samplers from"):
+        Recombine(samplers=["tfidf"])
+    with pytest.raises(ValueError, match="semantic sampler needs `encoder`"):
+        Recombine(samplers=["semantic"])
+
+
+def disjoint_glue(tmp_path: Path) -> Path:
+    """MRPC-format train and dev whose sentences differ, so a leak of a dev sentence is visible."""
+    write_tsv(tmp_path / "g/MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
+    dev = [
+        ["1" if i % 2 else "0", str(9000 + i), str(9100 + i), f"Dev sentence {i}.", f"Dev other {i}."]
+        for i in range(16)
+    ]
+    write_tsv(tmp_path / "g/MRPC/dev.tsv", MRPC_HEADER, dev, bom=True)
+    return tmp_path / "g"
+
+
+AUG = ["augment=both", "student.max_epochs=1", "augment.generators.recombine.samplers=[bm25,random]"]
+
+
+def test_transfer_set_trains_is_cached_reused_and_never_holds_a_dev_sentence(tmp_path: Path, caplog) -> None:
+    data = disjoint_glue(tmp_path)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Dev sentence 3.\nThe company said that shares rose sharply.\n")  # a dev sentence too
+    first = train(make_cfg(tmp_path, data, "run1", *AUG, f"augment.corpus={corpus}"))
+    assert first.student.targets == {"source": "logits", "augment": "both", "transfer_pairs": 192}
+    stores = list((tmp_path / "cache" / "transfer" / "mrpc").glob("*/pairs.json"))
+    pairs = [p for store in stores for p in json.loads(store.read_text())]
+    assert len(stores) == 2 and len(pairs) == 192  # one labelled set per generator
+    sentences = {s for p in pairs for s in p}
+    assert not [s for s in sentences if s.startswith("Dev ")]
+    with caplog.at_level(logging.INFO):  # another seed and alpha: the same transfer set, not labelled again
+        again = train(
+            make_cfg(
+                tmp_path,
+                data,
+                "run2",
+                *AUG,
+                f"augment.corpus={corpus}",
+                "seed=7",
+                "teacher.seed=42",
+                "distill.alpha=1",
+            )
+        )
+    assert "transfer set: reusing" in caplog.text and again.student.targets["transfer_pairs"] == 192
+
+
+def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypatch) -> None:
+    data, calls = disjoint_glue(tmp_path), []
+    real = TransferSet._predict
+
+    def predict_then_die(self, *args):
+        calls.append(len(args[3]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed while labelling")
+        return real(self, *args)
+
+    monkeypatch.setattr(TransferSet, "_predict", predict_then_die)
+    chunked = [*AUG, "augment.chunk_size=64"]  # 96 recombined pairs (chunks of 64, 32), then 96 perturbed
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg(tmp_path, data, "run1", *chunked))
+    assert len(list((tmp_path / "cache" / "transfer" / "mrpc").glob("*.work/chunk*.pt"))) == 1
+    calls.clear()
+    monkeypatch.setattr(TransferSet, "_predict", lambda self, *a: calls.append(1) or real(self, *a))
+    train(make_cfg(tmp_path, data, "run2", *chunked))
+    assert len(calls) == 3  # the saved chunk was not labelled again
+    assert not list((tmp_path / "cache" / "transfer" / "mrpc").glob("*.work"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["distill.alpha=0"], "no gold label; they teach only with distill.alpha > 0"),
+        (["targets=online"], "extends exported logits: use targets=logits or targets=folds"),
+    ],
+)
+def test_transfer_set_options_refused_before_the_teacher(
+    tmp_path: Path, mrpc_dir: Path, overrides, match
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "augment=pairs", *overrides))
+    assert not (tmp_path / "cache" / "teachers").exists()
+
+
+def test_the_pool_is_train_and_corpus_sentences_without_dev_ones(tmp_path: Path, tokenizer_path: str) -> None:
+    task = load_task("mrpc")
+    data = GluePairDataModule(
+        task, tokenizer_path, dir=str(disjoint_glue(tmp_path)), cache_dir=str(tmp_path / "c")
+    )
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Dev sentence 3.\nThe company said that shares rose sharply.\n\n")
+    every = Recombine(per_gold=40.0, samplers=["random"])  # enough random pairs to reach every pool sentence
+    source = TransferSet(base=ExportedLogits(), generators={"random": every}, corpus=str(corpus))
+    ctx = TargetContext(cfg=None, task=task, teacher=None, data=data, rows={}, run_dir=tmp_path)
+    sentences = {s for pair in source.generate(ctx, every) for s in pair}
+    train = set(data.raw("train")["sentence1"]) | set(data.raw("train")["sentence2"])
+    assert sentences == train | {"The company said that shares rose sharply."}  # and no dev sentence
