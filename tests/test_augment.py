@@ -146,12 +146,13 @@ def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypa
     [
         (["distill.alpha=0"], "no gold label; they teach only with distill.alpha > 0"),
         (["targets=online"], "extends exported logits: use targets=logits or targets=folds"),
+        (["augment.corpus=/no/such/corpus.txt"], r"augment.corpus=/no/such/corpus.txt: no such file"),
     ],
 )
 def test_transfer_set_options_refused_before_the_teacher(
     tmp_path: Path, mrpc_dir: Path, overrides, match
 ) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
         train(make_cfg(tmp_path, mrpc_dir, "run", "augment=pairs", *overrides))
     assert not (tmp_path / "cache" / "teachers").exists()
 

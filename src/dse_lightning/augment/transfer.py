@@ -76,6 +76,8 @@ class TransferSet(NoTransfer):
             raise ValueError(
                 f"augment={self.augment} extends exported logits: use targets=logits or targets=folds"
             )
+        if self.corpus and not Path(self.corpus).is_file():
+            raise FileNotFoundError(f"augment.corpus={self.corpus}: no such file (one sentence per line)")
         if float(cfg.distill.alpha) == 0:
             raise ValueError(
                 f"augment={self.augment}: its pairs have no gold label; "
@@ -142,7 +144,7 @@ class TransferSet(NoTransfer):
         gold = [p for p in zip(train["sentence1"], train["sentence2"], strict=True) if not set(p) & dev]
         pool = [s for pair in gold for s in pair]
         if self.corpus:
-            pool += [s for s in Path(self.corpus).read_text(encoding="utf-8").splitlines() if s.strip()]
+            pool += self._corpus()
         pool = [s for s in dict.fromkeys(pool) if s not in dev]
         rng = random.Random(f"{self.seed}:{generator.name}")  # a str seeds deterministically
         pairs = generator.pairs(Sources(gold, pool, ctx.data.tokenizer.mask_token, rng, frozenset(dev)))
@@ -154,6 +156,15 @@ class TransferSet(NoTransfer):
             len(pool),
         )
         return pairs
+
+    def _corpus(self) -> list[str]:
+        try:
+            lines = Path(self.corpus).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"augment.corpus={self.corpus}: not UTF-8 text ({e.reason} at byte {e.start})"
+            ) from e
+        return [s.strip() for s in lines if s.strip()]
 
     def _label(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
         pairs, work = self.generate(ctx, generator), store.work_dir(key)
