@@ -203,6 +203,32 @@ def test_transfer_set_variants_have_their_cells_column_and_comparison(tmp_path: 
     assert (out / "transfer_size.png").stat().st_size > 10_000  # metric against transfer-set size
 
 
+def test_a_comparison_of_one_seed_gives_no_verdict() -> None:
+    from types import SimpleNamespace
+
+    from dse_lightning.table.collect import Group
+    from dse_lightning.table.summary import comparison
+
+    def group(augment: str, *scores: float) -> Group:
+        runs = [SimpleNamespace(student=SimpleNamespace(metrics={"acc": s})) for s in scores]
+        return Group("mrpc", "dse", 0.5, augment, results=runs)
+
+    one = {
+        ("mrpc", "dse", 0.5, "pairs", None): group("pairs", 0.8),
+        ("mrpc", "dse", 0.5, "none", None): group("none", 0.7),
+    }
+    assert "(+10.00 points, one seed, noise not measured)" in comparison(
+        one, ["mrpc"], ("dse", 0.5, "pairs"), ("dse", 0.5, "none")
+    )
+    two = {
+        ("mrpc", "dse", 0.5, "pairs", None): group("pairs", 0.8, 0.7),
+        ("mrpc", "dse", 0.5, "none", None): group("none", 0.7, 0.76),
+    }
+    assert "(+2.00 points, within noise)" in comparison(
+        two, ["mrpc"], ("dse", 0.5, "pairs"), ("dse", 0.5, "none")
+    )
+
+
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no finished cells"):
         render(

@@ -48,8 +48,11 @@ def comparison(groups: dict[tuple, Group], tasks, variant: tuple, baseline: tupl
             continue
         va, vb = a.scores(), b.scores()
         gap = statistics.fmean(va) - statistics.fmean(vb)
-        noise = max(statistics.stdev(v) if len(v) > 1 else 0.0 for v in (va, vb))
-        verdict = "within noise" if abs(gap) <= noise else ("better" if gap > 0 else "worse")
+        if min(len(va), len(vb)) < 2:  # one seed has no std: no verdict either way
+            verdict = "one seed, noise not measured"
+        else:
+            noise = max(statistics.stdev(v) for v in (va, vb))
+            verdict = "within noise" if abs(gap) <= noise else ("better" if gap > 0 else "worse")
         parts.append(f"{task} {_pm(va)} vs {_pm(vb)} ({gap * 100:+.2f} points, {verdict})")
     return "; ".join(parts) or None
 
