@@ -197,6 +197,8 @@ def test_transfer_set_variants_have_their_cells_column_and_comparison(tmp_path: 
     assert {(r["student"], r["augment"]) for r in rows} == {("", ""), ("dse", "pairs"), ("dse", "none")}
     md = (out / "results.md").read_text()
     assert "| dse (alpha 0.5, pairs) | 2 |" in md
+    line = next(x for x in md.splitlines() if x.startswith("| dse (alpha 0.5, pairs) |"))
+    assert "M | 96 |" in line  # after params: the transfer set's size
     # seeds 1, 2: 0.81, 0.82 with the transfer set vs 0.76, 0.77 on gold pairs at alpha 0
     assert "**dse (pairs, alpha 0.5) vs dse alpha 0 on gold pairs**" in md
     assert "mrpc 0.8150 ± 0.0071 vs 0.7650 ± 0.0071 (+5.00 points, better)" in md

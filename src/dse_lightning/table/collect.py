@@ -35,6 +35,10 @@ class Group:
         """Per seed, the mean of the task's dev metrics (one number to compare students by)."""
         return [statistics.fmean(e.metrics.values()) for e in self._entries()]
 
+    def transfer_pairs(self) -> float:
+        """The mean size of the students' transfer sets (0: gold pairs only)."""
+        return statistics.fmean(r.student.targets.get("transfer_pairs") or 0 for r in self.results)
+
     def degradation(self, metric: str) -> list[float]:
         """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
         if self.model == "teacher":

@@ -40,10 +40,6 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
     plt.close(fig)
 
 
-def _size(g: Group) -> float:
-    return sum(r.student.targets.get("transfer_pairs") or 0 for r in g.results) / len(g.results)
-
-
 def size_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> bool:
     """Per task, each student's mean dev metric against the size of its transfer set (0: gold pairs only),
     one line per student, alpha and generator; False (no file) when no student has a transfer set."""
@@ -65,7 +61,7 @@ def size_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> bool
                 for g in done
                 if (g.task, g.model, g.alpha) == (task, model, alpha) and g.augment in ("none", augment)
             ]
-            points = sorted((_size(g), mean_std(g.scores())) for g in same)
+            points = sorted((g.transfer_pairs(), mean_std(g.scores())) for g in same)
             xs, ys, errs = [p[0] for p in points], [p[1][0] for p in points], [p[1][1] for p in points]
             ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=2, label=f"{model} a={alpha:g} {augment}")
         ax.set_xlabel("teacher-labelled transfer pairs")

@@ -70,6 +70,7 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
         *metrics,
         "rel. degradation",
         "params",
+        "transfer pairs",
         "speed-up, 10k candidates",
         "published (test)",
     ]
@@ -86,6 +87,7 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
             *(_pm(g.values(m)) for m in metrics),
             _pm(deg, pct=True) if deg else "-",
             f"{params / 1e6:.1f}M" if params else "-",
+            f"{g.transfer_pairs():,.0f}" if g.model != "teacher" and g.results else "-",
             f"{speed['concat']:.0f}×" if g.model == "dse" and "concat" in speed else "-",
             ", ".join(pub) or "-",
         ]
