@@ -40,30 +40,50 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
     plt.close(fig)
 
 
+def _source(g: Group) -> str | None:
+    """Where a student's targets came from (logits, ensemble, ...): lines do not mix sources."""
+    return g.results[0].student.targets.get("source")
+
+
+def _size_lines(ax, done: list[Group], task: str) -> None:
+    """One line per (student, alpha, generator, target source) over its transfer-set sizes, from its
+    gold-only twin at 0; each student's alpha-0 (labels only) mean as a dotted line."""
+    keys = {(g.model, g.alpha, g.augment, _source(g)) for g in done if g.task == task and g.augment != "none"}
+    for model, alpha, augment, source in sorted(keys, key=str):
+        same = [
+            g
+            for g in done
+            if (g.task, g.model, g.alpha, _source(g)) == (task, model, alpha, source)
+            and g.augment in ("none", augment)
+        ]
+        points = sorted((g.transfer_pairs(), mean_std(g.scores())) for g in same)
+        xs, ys, errs = [p[0] for p in points], [p[1][0] for p in points], [p[1][1] for p in points]
+        what = "" if source == "logits" else f" ({source})"
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=2, label=f"{model} a={alpha:g} {augment}{what}")
+    for g in done:
+        if g.task == task and g.alpha == 0:
+            ax.axhline(mean_std(g.scores())[0], ls=":", lw=1, color="grey")
+            ax.annotate(f"{g.model} alpha 0", (0, mean_std(g.scores())[0]), fontsize=6, color="grey")
+
+
 def size_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> bool:
     """Per task, each student's mean dev metric against the size of its transfer set (0: gold pairs only),
-    one line per student, alpha and generator; False (no file) when no student has a transfer set."""
+    with the teacher (dashed); False (no file) when no student has a transfer set."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = [g for g in groups.values() if g.results and g.model != "teacher"]
-    lines = {(g.task, g.model, g.alpha, g.augment) for g in done if g.augment != "none"}
-    if not lines:
+    tasks = [t for t in profile.tasks if any(g.task == t and g.augment != "none" for g in done)]
+    if not tasks:
         return False
-    tasks = [t for t in profile.tasks if any(key[0] == t for key in lines)]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
-        for _, model, alpha, augment in sorted(k for k in lines if k[0] == task):
-            same = [
-                g
-                for g in done
-                if (g.task, g.model, g.alpha) == (task, model, alpha) and g.augment in ("none", augment)
-            ]
-            points = sorted((g.transfer_pairs(), mean_std(g.scores())) for g in same)
-            xs, ys, errs = [p[0] for p in points], [p[1][0] for p in points], [p[1][1] for p in points]
-            ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=2, label=f"{model} a={alpha:g} {augment}")
+        _size_lines(ax, done, task)
+        teacher = [g for g in groups.values() if g.task == task and g.model == "teacher" and g.results]
+        if teacher:
+            ax.axhline(mean_std(teacher[0].scores())[0], ls="--", lw=1, color="black", label="teacher")
         ax.set_xlabel("teacher-labelled transfer pairs")
         ax.set_ylabel("dev, mean of the task's metrics")
         ax.set_title(f"{task} (dev)")
