@@ -37,7 +37,7 @@ demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (a few min)
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
-reproduce-table: install ## The paper's table: PROFILE=cpu (~2 h on 2 cores) or paper (GPUs, hub) -> experiments/paper_table/
+reproduce-table: install ## The paper's table: PROFILE=cpu (under 3 h on 2 cores) or paper (GPUs, hub) -> experiments/paper_table/
 	$(PY) -m dse_lightning.table $(PROFILE) $(TABLE_ARGS)
 
 lint: install ## ruff check + format check

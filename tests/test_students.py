@@ -68,6 +68,25 @@ def test_transformer_encoder_ignores_extra_padding(tiny_config):
         torch.testing.assert_close(encoder(**_pad_more(feats, 5)), encoder(**feats), atol=1e-5, rtol=1e-4)
 
 
+def test_a_truncated_encoder_keeps_the_first_layers_and_pools_what_it_kept(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    full = BertModel(tiny_config, add_pooling_layer=False).eval()
+    full.save_pretrained(tmp_path)
+    small = TransformerEncoder(str(tmp_path), Pooling("top_k_mean", k=4), num_layers=2).eval()
+    assert small.backbone.config.num_hidden_layers == 2 and len(small.backbone.encoder.layer) == 2
+    assert small.embed_dim == 2 * HIDDEN  # top-4 pooling over the 2 layers kept
+    feats = _features([5, 3], 7)
+    with torch.no_grad():  # the kept layers are the pretrained ones: layer 2 of the full model
+        hidden = full(**feats, output_hidden_states=True).hidden_states
+        want = Pooling("top_k_mean", k=2)(hidden[:3], feats["attention_mask"])
+        torch.testing.assert_close(small(**feats), want)
+    assert tiny_config.num_hidden_layers == LAYERS  # the caller's config is not changed
+    three = TransformerEncoder(tiny_config, Pooling("mean"), num_layers=3)
+    assert three.backbone.config.num_hidden_layers == 3
+    with pytest.raises(ValueError, match=r"student.encoder.num_layers=5: .* has 4 layers"):
+        TransformerEncoder(tiny_config, Pooling("mean"), num_layers=5)
+
+
 def test_bilstm_output_unaffected_by_extra_padding():
     encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8, num_layers=2).eval()
     feats = _features([6, 2, 4], 6)

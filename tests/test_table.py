@@ -14,7 +14,7 @@ from conftest import ROOT, write_tsv
 from dse_lightning.table import cells as cells_mod
 from dse_lightning.table.__main__ import main
 from dse_lightning.table.profile import load_profile, sweeps
-from dse_lightning.table.render import render
+from dse_lightning.table.render import busy_hours, render
 
 PAPER_TABLE = ROOT / "experiments" / "paper_table"
 REFERENCE = [
@@ -51,18 +51,18 @@ def test_cpu_profile_expands_to_every_cell_and_one_sweep_per_seed_and_student() 
     profile = load_profile("cpu", PAPER_TABLE / "profiles")
     cells = profile.cells()
     assert len(profile.teacher_cells()) == 3  # one shared teacher per task
-    assert len(profile.student_cells()) == 3 * 3 * 4  # tasks x seeds x (dse, bilstm) x (alpha 0.5, 0)
+    assert len(profile.student_cells()) == 3 * 3 * 7  # tasks x seeds x the 7 students
     assert len({c.name + c.task for c in cells}) == len(cells)
     assert all("teacher.seed=42" in c.overrides for c in cells)
     groups = sweeps(cells)
-    assert (
-        len(groups) == 1 + 3 * 4 and [len(g.cells) for g in groups] == [3] * 13
-    )  # a multirun over the tasks
-    first = groups[1].overrides(Path("/out"))
+    # a teacher sweep per task (runners fit them side by side), then a multirun over the tasks
+    assert [len(g.cells) for g in groups] == [1] * 3 + [3] * 7 * 3
+    assert len({g.id for g in groups}) == len(groups)  # one lock and log each
+    first = groups[3].overrides(Path("/out"))
     assert first[-3:] == [
         "task=mrpc,stsb,rte",
         "hydra.sweep.dir=/out/cells",
-        "hydra.sweep.subdir=${task.name}/dse_a0.5_s42",
+        "hydra.sweep.subdir=${task.name}/dse_a0_s42",
     ]
     assert (
         load_profile("paper", PAPER_TABLE / "profiles").teacher_cells()[0].overrides[0] == "experiment=paper"
@@ -155,6 +155,27 @@ def test_cells_resume_skip_finished_and_survive_failures(tmp_path: Path, monkeyp
     assert sorted(calls) == ["bilstm_a0_s2", "bilstm_a0_s2"]  # only what had failed runs again
     timings = json.loads((tmp_path / "out" / "timings.json").read_text())
     assert len(timings) == 18
+
+
+def test_a_changed_profile_refuses_its_stale_finished_cells(tmp_path: Path, monkeypatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run(calls))
+    cells_mod.run_cells(load_profile(str(write_profile(tmp_path))), tmp_path / "out")
+    changed = load_profile(str(write_profile(tmp_path, common=["logger=none", "teacher.max_epochs=2"])))
+    calls.clear()
+    with pytest.raises(cells_mod.StaleCellError, match=r"mrpc/teacher_s1 .*teacher.max_epochs=2"):
+        cells_mod.run_cells(changed, tmp_path / "out")
+    assert calls == []  # refused before anything ran
+
+
+def test_busy_hours_count_overlaps_once_and_not_the_gap_between_sessions() -> None:
+    def t(end: str, wall_s: float) -> dict:
+        return {"finished": f"2026-12-01T{end}", "wall_s": wall_s}
+
+    # two parallel cells 00:00-01:00 and 00:30-01:30, then a resumed one 05:00-05:30 in a later session
+    timings = [t("01:00:00", 3600), t("01:30:00", 3600), t("05:30:00", 1800)]
+    assert busy_hours(timings) == pytest.approx(2.0)
+    assert busy_hours([t("01:00:00", 3600), t("00:40:00", 600)]) == pytest.approx(1.0)  # nested
 
 
 def test_render_means_degradation_and_published_columns(tmp_path: Path, monkeypatch) -> None:

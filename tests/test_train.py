@@ -13,6 +13,7 @@ from hydra.errors import MissingConfigException
 from conftest import ROOT, make_cfg
 from dse_lightning import load_student
 from dse_lightning.logits import Provenance, load_logits
+from dse_lightning.results import relative_degradation
 from dse_lightning.train import train
 
 
@@ -152,6 +153,10 @@ def test_teacher_ensemble_averages_its_members_and_reports_its_dev_metrics(
     targets = results.student.targets
     assert targets["source"] == "ensemble" and targets["members"][0] == results.teacher.key
     assert len(set(targets["members"])) == 2 and set(targets["metrics"]) == {"acc", "f1"}
+    # the student's degradation is against the ensemble it learned from, not the run's one teacher
+    assert results.student.relative_degradation == relative_degradation(
+        targets["metrics"], results.student.metrics
+    )
     stores = [tmp_path / "cache" / "teachers" / "mrpc" / key for key in targets["members"]]
     assert all((s / "dev.logits.pt").is_file() for s in stores)  # each member's dev logits, for the metrics
     payloads = [torch.load(s / "logits.pt", weights_only=True) for s in stores]

@@ -98,13 +98,16 @@ class DistillStage:
         )
         start = time.time()
         metrics = fit_and_validate(trainer, ckpt_cb, module, dm, work, "student")
+        source = self.source.describe()
+        # Against the teachers the student learned from: an ensemble's own dev metrics, when it gave them.
+        against = (targets is not None and source.get("metrics")) or self.teacher.metrics
         record = {
             "name": cfg.student.name,
             "alpha": self.loss.alpha,
             "loss": self.loss.describe(),
-            "targets": self.source.describe(),
+            "targets": source,
             "metrics": metrics,
-            "relative_degradation": relative_degradation(self.teacher.metrics, metrics),
+            "relative_degradation": relative_degradation(against, metrics),
             "params": sum(p.numel() for p in student.parameters()),
             "train_time_s": round(time.time() - start, 1),
             "key": key,

@@ -3,7 +3,9 @@
 A cell is done when its dir holds a readable results.json (the engine writes it last and atomically); a
 failing job leaves `failed.json` instead and its sweep goes on (the engine's multirun handling). A cell
 killed part-way resumes from the engine's work dirs in the cache, so `make reproduce-table` picks up
-where it left. Several runners (`workers`, or another terminal) share the sweeps through a lock each.
+where it left. Each cell records the overrides it was started with (cell.json): a finished cell that a
+changed profile would now run differently is refused, not silently counted. Several runners (`workers`,
+or another terminal) share the sweeps through a lock each.
 """
 
 from __future__ import annotations
@@ -39,6 +41,41 @@ def is_done(cell_dir: Path) -> bool:
     return result(cell_dir) is not None
 
 
+class StaleCellError(ValueError):
+    """A finished cell that was run with other overrides than its profile now gives it."""
+
+
+def _asked(cell_dir: Path) -> list[str] | None:
+    """The overrides a cell was started with (cell.json, written before it runs); None for older cells."""
+    try:
+        return json.loads((cell_dir / "cell.json").read_text())["overrides"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def check_fresh(cells: list[Cell], out: Path) -> None:
+    """Refuse to count a finished cell whose recorded overrides differ from the profile's: reusing it
+    would put a result of another recipe under this one's name (a changed profile, the same --out)."""
+    stale = []
+    for cell in cells:
+        asked = _asked(cell.dir(out))
+        if asked is not None and is_done(cell.dir(out)) and asked != list(cell.overrides):
+            changed = sorted(set(asked) ^ set(cell.overrides))
+            stale.append(f"{cell.task}/{cell.name} (differs in {changed})")
+    if stale:
+        raise StaleCellError(
+            f"{out}: {len(stale)} finished cell(s) ran with other overrides than the profile now gives: "
+            f"{'; '.join(stale[:5])}{' ...' if len(stale) > 5 else ''}. Delete those cell folders to rerun "
+            "them, or pass another --out"
+        )
+
+
+def _mark(cells: tuple[Cell, ...], out: Path) -> None:
+    for cell in cells:
+        cell.dir(out).mkdir(parents=True, exist_ok=True)
+        write_json(cell.dir(out) / "cell.json", {"overrides": list(cell.overrides)})
+
+
 def _record(out: Path, cells: list[Cell], keep_checkpoints: bool) -> None:
     """Wall times of the newly finished cells into timings.json; their training checkpoints pruned
     (hundreds of MB a cell; the table needs results.json and the exported student)."""
@@ -62,7 +99,7 @@ def run_sweep(sweep: Sweep, out: Path, env: dict) -> int:
     """The sweep as one `python -m dse_lightning.train -m ...`, its output in `<out>/logs/<sweep>.log`."""
     cmd = [sys.executable, "-m", "dse_lightning.train", "-m", *sweep.overrides(out)]
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    with open(out / "logs" / f"{sweep.name}.log", "a") as logfile:
+    with open(out / "logs" / f"{sweep.id}.log", "a") as logfile:
         return subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env, check=False).returncode
 
 
@@ -70,20 +107,22 @@ def _runner(todo: list[Sweep], profile: Profile, out: Path, env: dict, bar: tqdm
     """Take every sweep no other runner holds, in order."""
     for sweep in todo:
         try:
-            with FileLock(out / "cells" / f".{sweep.name}.lock", timeout=0):
+            with FileLock(out / "cells" / f".{sweep.id}.lock", timeout=0):
                 pending = [c for c in sweep.cells if not is_done(c.dir(out))]
                 if pending:
+                    _mark(tuple(pending), out)
                     code = run_sweep(Sweep(sweep.name, tuple(pending)), out, env)
                     finished = [c for c in pending if is_done(c.dir(out))]
                     _record(out, finished, profile.keep_checkpoints)
                     bar.update(len(finished))
-                    bar.write(f"{sweep.name}: {len(finished)} of {len(pending)} cells done (exit {code})")
+                    bar.write(f"{sweep.id}: {len(finished)} of {len(pending)} cells done (exit {code})")
         except Timeout:
-            bar.write(f"{sweep.name}: another runner has it")
+            bar.write(f"{sweep.id}: another runner has it")
 
 
 def run_cells(profile: Profile, out: Path, workers: int = 1) -> list[str]:
     """Run every unfinished cell; the names of those still unfinished afterwards (the others ran)."""
+    check_fresh(profile.cells(), out)
     todo = [c for c in profile.cells() if not is_done(c.dir(out))]
     groups = sweeps(todo)
     log.info(

@@ -46,6 +46,12 @@ class Sweep:
     name: str
     cells: tuple[Cell, ...]
 
+    @property
+    def id(self) -> str:
+        """Unique among a profile's sweeps (its lock and log): teachers share a name, one sweep per task."""
+        teacher = self.cells[0].student is None
+        return f"{self.cells[0].task}_{self.name}" if teacher else self.name
+
     def overrides(self, out: Path) -> list[str]:
         tasks = ",".join(c.task for c in self.cells)
         where = [f"hydra.sweep.dir={out / 'cells'}", f"hydra.sweep.subdir=${{task.name}}/{self.name}"]
@@ -94,11 +100,14 @@ class Profile:
 
 
 def sweeps(cells: list[Cell]) -> list[Sweep]:
-    """The cells grouped into multiruns over their tasks, in the cells' order."""
+    """The cells grouped into multiruns over their tasks, in the cells' order. Teachers are one sweep per
+    task, so that parallel runners fit them side by side (every student cell of a task waits for its
+    teacher; one multirun of all the teachers kept the other runners waiting)."""
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.name, cell.overrides), []).append(cell)
-    return [Sweep(name, tuple(group)) for (name, _), group in groups.items()]
+        own = cell.task if cell.student is None else None
+        groups.setdefault((cell.name, cell.overrides, own), []).append(cell)
+    return [Sweep(name, tuple(group)) for (name, _, _), group in groups.items()]
 
 
 def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:

@@ -172,19 +172,34 @@ def _transfer(groups: dict[tuple, Group], out: Path, profile: Profile) -> list[s
     return lines
 
 
+def busy_hours(timings: list[dict]) -> float:
+    """Hours with at least one cell running: the union of the cells' [start, end] intervals, so a table
+    resumed in a later session does not count the time between its runs."""
+    spans = sorted(
+        (end - timedelta(seconds=t["wall_s"]), end)
+        for t in timings
+        for end in [datetime.fromisoformat(t["finished"])]
+    )
+    busy, until = 0.0, None
+    for start, end in spans:
+        if until is not None and start < until:
+            start = until  # the overlap with earlier cells is already counted
+        if end > start:
+            busy += (end - start).total_seconds()
+        until = end if until is None else max(until, end)
+    return busy / 3600
+
+
 def _provenance(out: Path) -> list[str]:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     line = f"Machine: {machine}."
     timings_path = out / "timings.json"
     if timings_path.is_file():
-        timings = json.loads(timings_path.read_text()).values()
-        total = sum(t["wall_s"] for t in timings)
-        ends = [datetime.fromisoformat(t["finished"]) for t in timings]
-        starts = [e - timedelta(seconds=t["wall_s"]) for e, t in zip(ends, timings, strict=True)]
-        elapsed = (max(ends) - min(starts)).total_seconds()
+        timings = list(json.loads(timings_path.read_text()).values())
+        total, busy = sum(t["wall_s"] for t in timings) / 3600, busy_hours(timings)
         line += (
-            f" Cells: {total / 3600:.2f} h of cell wall time in total, {elapsed / 3600:.2f} h from the first"
-            " cell's start to the last one's end (cells run in parallel when `workers` > 1; timings.json)."
+            f" Cells: {total:.2f} h of cell wall time in total, {busy:.2f} h of wall time with "
+            "at least one cell running (cells run in parallel when `workers` > 1; timings.json)."
         )
     return [line]
 

@@ -13,6 +13,7 @@ export code need not know which one they hold. Padding is assumed on the right (
 from __future__ import annotations
 
 import inspect
+import logging
 import shutil
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from dse_lightning.models.components.pooling import Pooling, masked_max
 
+log = logging.getLogger(__name__)
 Backbone = str | Mapping | PretrainedConfig | PreTrainedModel
 EncodeFn = Callable[[list[str]], Tensor]  # a batch of raw sentences -> (B, D)
 
@@ -64,24 +66,62 @@ def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
     return {}
 
 
-def load_backbone(backbone: Backbone) -> PreTrainedModel:
-    """A model already built, a config or config dict (random init, for tests), or a name/path."""
+def load_backbone(backbone: Backbone, num_layers: int | None = None) -> PreTrainedModel:
+    """A model already built, a config or config dict (random init, for tests), or a name/path.
+
+    num_layers keeps the first k transformer layers: the config asks for k (`num_hidden_layers`, which
+    every BERT-style config maps to its own name), so loading pretrained weights skips the others.
+    """
     if isinstance(backbone, PreTrainedModel):
+        if num_layers is not None:
+            raise ValueError("num_layers needs a backbone name, path or config, not a model already built")
         return backbone
     if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
         backbone = AutoConfig.for_model(**backbone)
     if isinstance(backbone, PretrainedConfig):
-        return AutoModel.from_config(backbone, **_no_pooler_kwargs(backbone))
-    config = AutoConfig.from_pretrained(backbone)
+        config = _truncated(backbone.__class__.from_dict(backbone.to_dict()), num_layers, "the config")
+        return AutoModel.from_config(config, **_no_pooler_kwargs(config))
+    config = _truncated(AutoConfig.from_pretrained(backbone), num_layers, str(backbone))
     return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
 
 
-class TransformerEncoder(SentenceEncoder):
-    """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D)."""
+def _truncated(config: PretrainedConfig, num_layers: int | None, where: str) -> PretrainedConfig:
+    if num_layers is None:
+        return config
+    depth = config.num_hidden_layers
+    if not 1 <= num_layers <= depth:
+        raise ValueError(
+            f"student.encoder.num_layers={num_layers}: {where} has {depth} layers; keep 1 to {depth}"
+        )
+    config.num_hidden_layers = num_layers
+    return config
 
-    def __init__(self, backbone: Backbone, pooling: Pooling, projection_dim: int | None = None) -> None:
+
+class TransformerEncoder(SentenceEncoder):
+    """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D).
+
+    num_layers: keep the backbone's first k layers (a smaller, faster student of the same teacher); a
+    top_k_mean pooling deeper than that pools every kept layer instead (its top layers are the kept ones).
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        pooling: Pooling,
+        projection_dim: int | None = None,
+        num_layers: int | None = None,
+    ) -> None:
         super().__init__()
-        self.backbone = load_backbone(backbone)
+        self.backbone = load_backbone(backbone, num_layers)
+        depth = self.backbone.config.num_hidden_layers
+        if pooling.mode == "top_k_mean" and pooling.k > depth and num_layers is not None:
+            log.info(
+                "TransformerEncoder: %d layers kept, so top_k_mean pools %d layers, not %d",
+                depth,
+                depth,
+                pooling.k,
+            )
+            pooling = Pooling(pooling.mode, depth, pooling.exclude_cls)
         self.pooling = pooling
         pooled_dim = pooling.output_dim(self.backbone.config.hidden_size)
         self.projection = nn.Linear(pooled_dim, projection_dim) if projection_dim is not None else None
