@@ -3,8 +3,9 @@
 __version__ = "0.1.0"
 
 
-def load_student(path):
-    """Load an exported student (see `dse_lightning.export`); imported lazily to keep `import` light."""
+def load_student(path, backend: str = "torch"):
+    """Load an exported student (see `dse_lightning.export`); imported lazily to keep `import` light.
+    backend: torch, onnx or onnx-int8 (onnxruntime; the export needs its ONNX encoder first)."""
     from .export import load_student as _load
 
-    return _load(path)
+    return _load(path, backend)

@@ -19,6 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .export.student_io import BACKENDS
 from .scoring.index import Hit, open_index
 from .utils.io import atomic_path
 
@@ -47,6 +48,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label", help="multiclass students: the label whose probability ranks candidates")
     p.add_argument("--rebuild", action="store_true", help="re-encode the candidates even if a store exists")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder batch")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="how the student encodes: torch, or its ONNX graph (onnx, onnx-int8: dse_lightning.export.onnx)",
+    )
     p.add_argument("--output", help="write the JSON lines here instead of stdout")
     return p.parse_args(argv)
 
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         rebuild=args.rebuild,
         label=args.label,
         batch_size=args.batch_size,
+        backend=args.backend,
     )
     text = to_json_lines(queries, index.search(queries, args.top_k))
     if args.output:

@@ -69,10 +69,27 @@ class ExportedStudent:
         )
 
 
-def load_student(path: str | Path) -> ExportedStudent:
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def load_student(path: str | Path, backend: str = "torch") -> ExportedStudent:
+    """backend: torch (the exported encoder as trained), onnx or onnx-int8 (its ONNX graphs, fp32 or
+    dynamically quantized int8, run by onnxruntime; `python -m dse_lightning.export.onnx EXPORT` adds
+    them)."""
     path = Path(path)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
     spec = verify_export(path)
     head = PairHead.from_spec(spec["head"])
     head.load_state_dict(load_file(path / "head.safetensors"))
-    encoder = get_class(spec["encoder"]["_target_"])
-    return ExportedStudent(spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"]))
+    if backend == "torch":
+        encoder = get_class(spec["encoder"]["_target_"])
+        return ExportedStudent(spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"]))
+    if "onnx" not in spec:
+        raise FileNotFoundError(
+            f"{path}: backend={backend!r} but the export has no ONNX encoder; add it with "
+            f"`python -m dse_lightning.export.onnx {path}`"
+        )
+    from .onnx import OnnxEncoder
+
+    return ExportedStudent(spec, head, OnnxEncoder(path, backend, spec["max_length"]))

@@ -91,9 +91,11 @@ def open_index(
     batch_size: int = 64,
     chunk_size: int = 1024,
     progress: bool = True,
+    backend: str = "torch",
 ) -> CandidateIndex:
-    """Load the store at `store_path` (checked against this student and `candidates`), or build it."""
-    student, student_id = load_student(student_dir), student_identity(student_dir)
+    """Load the store at `store_path` (checked against this student and `candidates`), or build it;
+    backend: how the student encodes (load_student), part of the store's identity."""
+    student, student_id = load_student(student_dir, backend), student_identity(student_dir, backend)
     store_path = Path(store_path)
     distinct = list(dict.fromkeys(candidates)) if candidates is not None else None
     if (store_path / MANIFEST).is_file() and not rebuild:

@@ -27,11 +27,16 @@ class StoreMismatchError(ValueError):
     """A store that does not belong to this student or to these candidates."""
 
 
-def student_identity(export_dir: str | Path) -> str:
-    """A hash of every file of a student export (from its manifest), README.md aside: the model card
-    documents the export and does not change what the student computes."""
+def student_identity(export_dir: str | Path, backend: str = "torch") -> str:
+    """A hash of the files of a student export that compute its embeddings with `backend` (from its
+    manifest): README.md aside (the model card does not change what the student computes), and the ONNX
+    graphs only for their own backend (adding them leaves the torch stores valid; an int8 store is not
+    a torch one)."""
     files = read_manifest(Path(export_dir), EXPORT)["files"]
-    return sha256_json({k: v for k, v in files.items() if k != "README.md"})
+    used = {k: v for k, v in files.items() if k != "README.md" and not k.startswith("onnx/")}
+    if backend != "torch":
+        used |= {"backend": backend, **{k: v for k, v in files.items() if k.startswith("onnx/")}}
+    return sha256_json(used)
 
 
 def sentences_checksum(sentences: list[str]) -> str:

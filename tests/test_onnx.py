@@ -1,0 +1,81 @@
+"""ONNX fp32 / int8 encoders inside a student export: equal to the torch export, covered by its manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from dse_lightning import load_student
+from dse_lightning.export import export_student
+from dse_lightning.export.onnx import FILES, add_onnx, main
+from dse_lightning.utils.io import CorruptArtifactError
+from test_distill import MRPC, tiny_student
+
+pytest.importorskip("onnxruntime")
+A = ["A man is playing a guitar.", "Shares of the company rose 5 percent on Monday, analysts said."]
+B = ["Someone plays guitar.", "The cat sleeps."]
+
+
+@pytest.fixture(scope="module")
+def export(tokenizer_path: str, tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    out = export_student(
+        tmp_path_factory.mktemp("onnx") / "export", tiny_student("dse").eval(), tok, MRPC, 32
+    )
+    assert main([str(out)]) == 0  # the CLI adds both graphs
+    return out
+
+
+def test_onnx_encoders_match_the_torch_export(export: Path) -> None:
+    ref = load_student(export)
+    fp32, int8 = load_student(export, "onnx"), load_student(export, "onnx-int8")
+    # different batch sizes and lengths than the traced example: the graph's axes are dynamic
+    torch.testing.assert_close(fp32.encode(A + B), ref.encode(A + B), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fp32.score(A, B), ref.score(A, B), atol=1e-4, rtol=1e-4)
+    cos = torch.nn.functional.cosine_similarity(int8.encode(A + B), ref.encode(A + B))
+    assert cos.min() > 0.99, cos  # int8 is an approximation, close to fp32
+    assert (export / FILES["onnx-int8"]).stat().st_size < (export / FILES["onnx"]).stat().st_size / 2
+
+
+def test_onnx_files_are_verified_and_missing_ones_named(export: Path, tmp_path: Path, tokenizer_path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(export, broken)
+    graph = broken / FILES["onnx-int8"]
+    graph.write_bytes(graph.read_bytes()[:-16])
+    with pytest.raises(CorruptArtifactError, match=r"model_qint8\.onnx: sha256"):
+        load_student(broken, "onnx-int8")
+    plain = export_student(
+        tmp_path / "plain", tiny_student("dse"), AutoTokenizer.from_pretrained(tokenizer_path), MRPC, 32
+    )
+    with pytest.raises(FileNotFoundError, match=r"no ONNX encoder; add it with .*export\.onnx"):
+        load_student(plain, "onnx-int8")
+    with pytest.raises(ValueError, match=r"backend='int4': expected one of"):
+        load_student(plain, "int4")
+    bilstm = export_student(
+        tmp_path / "bilstm", tiny_student("bilstm"), AutoTokenizer.from_pretrained(tokenizer_path), MRPC, 32
+    )
+    with pytest.raises(ValueError, match="ONNX export is for transformer students"):
+        add_onnx(bilstm)
+
+
+def test_score_cli_with_the_int8_encoder_keeps_its_own_store(export: Path, tmp_path: Path) -> None:
+    import json
+
+    from dse_lightning.score import main as score_main
+    from dse_lightning.scoring.store import student_identity
+
+    cands = tmp_path / "cands.txt"
+    cands.write_text("\n".join(A + B) + "\n")
+    out = tmp_path / "out.jsonl"
+    args = ["--student", str(export), "--candidates", str(cands), "--query", A[0], "--top-k", "2"]
+    score_main([*args, "--store", str(tmp_path / "int8"), "--backend", "onnx-int8", "--output", str(out)])
+    hits = json.loads(out.read_text())["hits"]
+    assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"] and hits[0]["sentence"] in A + B
+    # the int8 embeddings are not the torch ones: a store of one is not taken for the other
+    assert student_identity(export, "onnx-int8") != student_identity(export)
