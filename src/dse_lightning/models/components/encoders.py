@@ -179,7 +179,10 @@ class TransformerEncoder(SentenceEncoder):
 
         # trust_remote_code: modules.json names our DSEPooling class (dse_lightning must be importable).
         model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
-        return lambda batch: model.encode(batch, convert_to_tensor=True)
+        # the caller batches (ExportedStudent.encode): one sentence-transformers batch per call
+        return lambda batch: model.encode(
+            batch, batch_size=len(batch), convert_to_tensor=True, show_progress_bar=False
+        )
 
 
 class BiLSTMEncoder(SentenceEncoder):
