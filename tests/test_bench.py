@@ -43,7 +43,8 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     bench_main(
         ["--ns", "20", "60", "--queries", "2", "--teacher-queries", "2", "--teacher-budget", "1e-6",
          "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "16", "--copy-gib", "0.001",
-         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out)]
+         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
+         "--encode-layers", "4", "2"]
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").is_file() and (out / "time_vs_n.png").stat().st_size > 0
@@ -58,3 +59,9 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert rows[60, "concat"]["teacher_s"] == pytest.approx(3 * rows[20, "concat"]["teacher_s"])
     assert "naive_score_s" in rows[20, "concat"] and "x_memory_floor" in rows[20, "dot"]
     assert results["flop_bound"]["concat"]["flops_per_pair"] == concat_flops(4 * 32, 16, 1)["decomposed"]
+    speed = {(r["layers"], r["backend"]): r for r in results["encode_speed"]}
+    backends = {"sentence-transformers encode (torch)", "torch", "onnx", "onnx-int8"}
+    assert set(speed) == {(k, b) for k in (4, 2) for b in backends}
+    assert all(r["sentences_per_s"] > 0 for r in speed.values())
+    assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0
+    assert "## Student encode throughput" in (out / "results.md").read_text()

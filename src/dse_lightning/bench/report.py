@@ -76,6 +76,26 @@ def _method(results: dict) -> list[str]:
     ]
 
 
+def _encode_speed(results: dict) -> list[str]:
+    rows = results.get("encode_speed") or []
+    if not rows:
+        return []
+    lines = [
+        "## Student encode throughput",
+        "",
+        "Exports of the paper's student cut to k layers, each sentence encoded once, batches by length.",
+        "",
+        "| layers | backend | sentences/s | x torch export | x sentence-transformers | x first depth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['layers']} | {r['backend']} | {r['sentences_per_s']:.1f} | {r['x_torch']:.2f} | "
+            f"{r['x_sentence_transformers']:.2f} | {r['x_first_depth']:.2f} |"
+        )
+    return [*lines, ""]
+
+
 def write_markdown(results: dict, path: Path, plot_name: str) -> None:
     m = results["machine"]
     lines = [
@@ -91,6 +111,7 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         "",
         *_table(results),
         "",
+        *_encode_speed(results),
         "## Bounds",
         "",
         *bounds_lines(results),

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import random
+import tempfile
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
 from ..scoring.encode import encode_corpus
 from .data import real_sentences
+from .encode_speed import encode_speed
 from .flops import flop_bounds, teacher_flops_per_pair
 from .machine import CpuMeter, machine_info
 from .models import build_teacher, exported_student, paper_student
@@ -69,6 +72,16 @@ def _teacher_phase(cfg: SimpleNamespace, st: SimpleNamespace, cand_text: list[st
     return {"backbone": cfg.backbone_name, "num_labels": 2, **teacher}, bounds
 
 
+def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str]) -> list[dict]:
+    """Encode throughput of exports at each of `cfg.encode_layers` depths and backends (none: skipped)."""
+    if not cfg.encode_layers:
+        return []
+    with tempfile.TemporaryDirectory(prefix="dse-bench-") as folder:
+        return encode_speed(
+            cfg.backbone, pool, cfg.encode_layers, cfg.max_length, cfg.batch_size, Path(folder)
+        )
+
+
 def run(cfg: SimpleNamespace) -> dict:
     start, meter = time.perf_counter(), CpuMeter()
     torch.set_num_threads(cfg.threads)
@@ -78,6 +91,7 @@ def run(cfg: SimpleNamespace) -> dict:
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
     teacher, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
+    speed = _encode_speed_phase(cfg, st.pool)
     wall_s = time.perf_counter() - start
     return {
         "machine": {**machine, "contention": meter.report(wall_s)},
@@ -86,6 +100,7 @@ def run(cfg: SimpleNamespace) -> dict:
         "student": {"heads": student.sources, "embed_dim": student.embed_dim, "trained": bool(cfg.student)},
         "teacher": teacher,
         "encode": encode,
+        "encode_speed": speed,
         "memory_bandwidth": bandwidth,
         "flop_bound": bounds,
         "chunk_tuning": scoring["chunk_tuning"],
