@@ -44,7 +44,7 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
         ["--ns", "20", "60", "--queries", "2", "--teacher-queries", "2", "--teacher-budget", "1e-6",
          "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "16", "--copy-gib", "0.001",
          "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "4", "2"]
+         "--encode-layers", "4", "2", "--train-steps", "2", "--train-batch-size", "8"]
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").is_file() and (out / "time_vs_n.png").stat().st_size > 0
@@ -65,3 +65,10 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert all(r["sentences_per_s"] > 0 for r in speed.values())
     assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0
     assert "## Student encode throughput" in (out / "results.md").read_text()
+    train = {(r["model"], r["batching"]): r for r in results["train_speed"]}
+    assert len(train) == 4 and all(r["pairs"] == 16 and r["pairs_per_s"] > 0 for r in train.values())
+    fixed = train["teacher", "padded to max_length"]
+    assert fixed["tokens_computed"] == 16 * 128 > fixed["tokens_real"]  # every pair padded to 128
+    dynamic = train["teacher", "dynamic padding, length-grouped"]
+    assert dynamic["token_bound_x"] == pytest.approx(128 * 16 / dynamic["tokens_computed"])
+    assert "## Training throughput" in (out / "results.md").read_text()

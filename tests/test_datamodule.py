@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from conftest import MRPC_HEADER, mrpc_rows, write_tsv
@@ -33,6 +34,22 @@ def test_pair_view_dynamic_padding(mrpc_dir: Path, tokenizer_path: str, tmp_path
     assert batch["input_ids"].shape == (16, longest)  # padded to the batch, not to 128
     assert batch["labels"].tolist()[:3] == [0, 1, 1] and batch["ids"][0] == "1000_2000"
     assert set(batch["token_type_ids"].unique().tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("view", ["pair", "sentence"])
+def test_fixed_padding_pads_every_batch_to_max_length(
+    view: str, mrpc_dir: Path, tokenizer_path: str, tmp_path: Path
+) -> None:
+    kw = {"view": view, "batch_size": 8, "max_length": 40}
+    fixed = next(
+        iter(
+            make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", pad_to_max_length=True, **kw).train_dataloader()
+        )
+    )
+    dynamic = next(iter(make_dm(mrpc_dir, tokenizer_path, tmp_path / "c", **kw).train_dataloader()))
+    feats, dyn = (fixed, dynamic) if view == "pair" else (fixed["sentences"], dynamic["sentences"])
+    assert feats["input_ids"].shape[1] == 40 > dyn["input_ids"].shape[1]
+    assert torch.equal(feats["attention_mask"].sum(1), dyn["attention_mask"].sum(1))  # same tokens, more pad
 
 
 def test_sentence_view_tokenises_each_sentence_once(tmp_path: Path, tokenizer_path: str) -> None:

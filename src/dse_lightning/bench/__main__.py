@@ -33,6 +33,8 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     p.add_argument("--batch-size", type=int, default=64, help="teacher pairs / student sentences per batch")
     p.add_argument("--encode-layers", type=int, nargs="*", default=[6, 3, 2],
                    help="student depths timed for encode throughput per backend (none: skip)")  # fmt: skip
+    p.add_argument("--train-steps", type=int, default=20, help="timed training steps per row (0: skip)")
+    p.add_argument("--train-batch-size", type=int, default=32, help="pairs per training step")
     p.add_argument("--max-length", type=int, default=128, help="WordPiece truncation (pairs and sentences)")
     p.add_argument("--hidden", type=int, default=512, help="concat head hidden width (random heads)")
     p.add_argument("--top-k", type=int, default=10)

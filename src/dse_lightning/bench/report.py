@@ -96,6 +96,30 @@ def _encode_speed(results: dict) -> list[str]:
     return [*lines, ""]
 
 
+def _train_speed(results: dict) -> list[str]:
+    rows = results.get("train_speed") or []
+    if not rows:
+        return []
+    lines = [
+        f"## Training throughput ({rows[0]['task']} train pairs, {rows[0]['steps']} steps a row)",
+        "",
+        "| model | batching | pairs/s | tokens computed / real | x fixed padding | token bound | % of it |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        bound = ["-"] * 3
+        if "x_fixed" in r:  # the dynamic row of each model, against its fixed twin
+            bound = [f"{r['x_fixed']:.2f}x", f"{r['token_bound_x']:.2f}x", f"{r['pct_of_token_bound']:.0f}%"]
+        cells = [
+            r["model"],
+            r["batching"],
+            f"{r['pairs_per_s']:.1f}",
+            f"{r['tokens_computed'] / r['tokens_real']:.2f}",
+        ]
+        lines.append("| " + " | ".join([*cells, *bound]) + " |")
+    return [*lines, ""]
+
+
 def write_markdown(results: dict, path: Path, plot_name: str) -> None:
     m = results["machine"]
     lines = [
@@ -112,6 +136,7 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         *_table(results),
         "",
         *_encode_speed(results),
+        *_train_speed(results),
         "## Bounds",
         "",
         *bounds_lines(results),

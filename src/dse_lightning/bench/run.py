@@ -24,6 +24,7 @@ from .models import build_teacher, exported_student, paper_student
 from .rows import make_rows
 from .score_timing import time_query_encode, time_scoring
 from .timing import memory_bandwidth, time_encode, time_teacher
+from .train_speed import train_speed
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,14 @@ def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str]) -> list[dict]:
         )
 
 
+def _train_speed_phase(cfg: SimpleNamespace) -> list[dict]:
+    """Training throughput, project batching vs fixed padding, on the first task (0 steps: skipped)."""
+    if not cfg.train_steps:
+        return []
+    with tempfile.TemporaryDirectory(prefix="dse-bench-") as cache:  # its own tokenisation cache
+        return train_speed(cfg, cfg.tasks[0], Path(cache))
+
+
 def run(cfg: SimpleNamespace) -> dict:
     start, meter = time.perf_counter(), CpuMeter()
     torch.set_num_threads(cfg.threads)
@@ -91,7 +100,7 @@ def run(cfg: SimpleNamespace) -> dict:
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
     teacher, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
-    speed = _encode_speed_phase(cfg, st.pool)
+    speed, train = _encode_speed_phase(cfg, st.pool), _train_speed_phase(cfg)
     wall_s = time.perf_counter() - start
     return {
         "machine": {**machine, "contention": meter.report(wall_s)},
@@ -101,6 +110,7 @@ def run(cfg: SimpleNamespace) -> dict:
         "teacher": teacher,
         "encode": encode,
         "encode_speed": speed,
+        "train_speed": train,
         "memory_bandwidth": bandwidth,
         "flop_bound": bounds,
         "chunk_tuning": scoring["chunk_tuning"],

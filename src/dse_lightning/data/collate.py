@@ -23,18 +23,24 @@ def _targets(rows: list[dict], batch: dict) -> dict:
     return batch
 
 
+def _padding(pad_to: int | None) -> dict:
+    """tokenizer.pad's arguments: to the longest row of the batch (dynamic), or to a fixed length."""
+    return {"padding": "max_length", "max_length": pad_to} if pad_to else {"padding": True}
+
+
 @dataclass
 class PairCollator:
     """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}."""
 
     tokenizer: PreTrainedTokenizerBase
     label_dtype: torch.dtype = torch.long
+    pad_to: int | None = None  # every batch padded to this length (the original DSE code: 128)
 
     def __call__(self, rows: list[dict]) -> dict:
         feats = [
             {k: v for k, v in r.items() if k not in ("id", "label", "teacher", "has_label")} for r in rows
         ]
-        batch = dict(self.tokenizer.pad(feats, return_tensors="pt"))
+        batch = dict(self.tokenizer.pad(feats, return_tensors="pt", **_padding(self.pad_to)))
         batch["labels"] = _labels(rows, self.label_dtype)
         batch["ids"] = [r["id"] for r in rows]
         return _targets(rows, batch)
@@ -51,15 +57,15 @@ class SentencePairCollator:
     sentences: datasets.Dataset
     label_dtype: torch.dtype = torch.long
     pair_max_length: int | None = None  # set: also the pair encoding, for an online cross-encoder teacher
+    pad_to: int | None = None  # every batch padded to this length (the original DSE code: 128)
 
     def __call__(self, rows: list[dict]) -> dict:
         sids = sorted({r["a"] for r in rows} | {r["b"] for r in rows})
         local = {sid: i for i, sid in enumerate(sids)}
         cols = self.sentences[sids]  # column dict of the S distinct sentences
         keys = [k for k in cols if k != "text"]
-        padded = dict(
-            self.tokenizer.pad([{k: cols[k][i] for k in keys} for i in range(len(sids))], return_tensors="pt")
-        )
+        feats = [{k: cols[k][i] for k in keys} for i in range(len(sids))]
+        padded = dict(self.tokenizer.pad(feats, return_tensors="pt", **_padding(self.pad_to)))
         batch = {
             "sentences": padded,
             "a": torch.tensor([local[r["a"]] for r in rows]),

@@ -53,6 +53,7 @@ class GluePairDataModule(pl.LightningDataModule):
         eval_batch_size: int = 64,
         num_workers: int = 0,
         group_by_length: bool = False,
+        pad_to_max_length: bool = False,
         limit_train: int | None = None,
         limit_eval: int | None = None,
         max_bad_rows: int = 10,
@@ -181,11 +182,12 @@ class GluePairDataModule(pl.LightningDataModule):
     # -- loaders ------------------------------------------------------------------------------------
     def _collator(self, split: str):
         dtype = self.task.kind.label_dtype
+        pad_to = self.hparams.max_length if self.hparams.pad_to_max_length else None
         if self.hparams.view == "pair":
-            return PairCollator(self.tokenizer, dtype)
+            return PairCollator(self.tokenizer, dtype, pad_to)
         online = self.targets is not None and self.targets.online is not None and split == "train"
         pair_len = self.hparams.max_length if online else None
-        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], dtype, pair_len)
+        return SentencePairCollator(self.tokenizer, self.data[split]["sentences"], dtype, pair_len, pad_to)
 
     def _loader(self, split: str, **sampling) -> DataLoader:
         return DataLoader(
