@@ -59,4 +59,4 @@ def exported_student(path: str, hidden: int) -> BenchStudent:
         kind: student.head if kind == own else _random_head(kind, d, hidden) for kind in ("concat", "dot")
     }
     sources = {k: f"export {path}" if k == own else f"export {path} encoder, random {k} head" for k in heads}
-    return BenchStudent(lambda batch: student.encode(batch), heads, d, sources)
+    return BenchStudent(student.encode_batch, heads, d, sources)

@@ -57,6 +57,11 @@ class ExportedStudent:
         self.kind = TASK_KINDS[spec["task_type"]]
 
     @torch.inference_mode()
+    def encode_batch(self, batch: list[str]) -> torch.Tensor:
+        """(B, D) for one batch as given: for callers that batch themselves (`encode_corpus`)."""
+        return self._encode(batch)
+
+    @torch.inference_mode()
     def encode(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
         """(N, D), row i for sentence i; encoded in length-sorted batches, each distinct sentence once
         (input-order batches ran at 0.80x sentence-transformers' own encode, which sorts too)."""

@@ -100,7 +100,7 @@ class DistillStage:
         metrics = fit_and_validate(trainer, ckpt_cb, module, dm, work, "student")
         source = self.source.describe()
         # Against the teachers the student learned from: an ensemble's own dev metrics, when it gave them.
-        against = (targets is not None and source.get("metrics")) or self.teacher.metrics
+        against = source.get("metrics") or self.teacher.metrics  # None until an ensemble is built
         record = {
             "name": cfg.student.name,
             "alpha": self.loss.alpha,

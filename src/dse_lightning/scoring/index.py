@@ -106,7 +106,7 @@ def open_index(
     elif distinct is None:
         raise FileNotFoundError(f"{store_path}: no embedding store there; give the candidates to build one")
     else:
-        embeddings = encode_corpus(lambda batch: student.encode(batch), distinct, batch_size, progress)
+        embeddings = encode_corpus(student.encode_batch, distinct, batch_size, progress)
         store = EmbeddingStore(embeddings, distinct, student_id)
         store.save(store_path)
         log.info("encoded %d candidates into %s", len(distinct), store_path)

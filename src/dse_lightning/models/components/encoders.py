@@ -12,6 +12,7 @@ export code need not know which one they hold. Padding is assumed on the right (
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 import shutil
@@ -79,7 +80,7 @@ def load_backbone(backbone: Backbone, num_layers: int | None = None) -> PreTrain
     if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
         backbone = AutoConfig.for_model(**backbone)
     if isinstance(backbone, PretrainedConfig):
-        config = _truncated(backbone.__class__.from_dict(backbone.to_dict()), num_layers, "the config")
+        config = _truncated(backbone, num_layers, "the config")
         return AutoModel.from_config(config, **_no_pooler_kwargs(config))
     config = _truncated(AutoConfig.from_pretrained(backbone), num_layers, str(backbone))
     return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
@@ -93,6 +94,7 @@ def _truncated(config: PretrainedConfig, num_layers: int | None, where: str) -> 
         raise ValueError(
             f"student.encoder.num_layers={num_layers}: {where} has {depth} layers; keep 1 to {depth}"
         )
+    config = copy.deepcopy(config)  # the caller's config (a test's, a teacher's) keeps its depth
     config.num_hidden_layers = num_layers
     return config
 
