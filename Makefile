@@ -6,24 +6,35 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch 2.13.0 is installed first; on a CUDA machine use e.g. TORCH_SPEC=torch.
 TORCH_SPEC ?= torch==2.13.0
+# The exact versions the committed results ran on; LOCK= resolves pyproject.toml's ranges instead.
+LOCK ?= requirements.lock
+CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 PROFILE ?= cpu
 TABLE_ARGS ?=
 
-.PHONY: help install test test-slow demo bench reproduce-table lint clean
+.PHONY: help install lock test test-slow demo bench reproduce-table lint clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev,slurm]"
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(CONSTRAINTS)
+	$(PY) -m pip install --quiet -e ".[dev,slurm]" $(CONSTRAINTS)
 	touch $@
 
-install: $(VENV)/.installed ## Create .venv: torch first (TORCH_SPEC, default torch==2.13.0), then the project with its dev extra
+install: $(VENV)/.installed ## Create .venv: torch first (TORCH_SPEC), then the project and its dev extra, at the versions of requirements.lock
+
+LOCK_VENV := /tmp/dse-lightning-lock-venv
+lock: ## Refresh requirements.lock: resolve pyproject.toml's ranges in a fresh venv and freeze it (then rerun the tests)
+	rm -rf $(LOCK_VENV) && python3 -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet "$(TORCH_SPEC)"
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[dev,slurm]"
+	{ sed -n '/^#/p' requirements.lock; $(LOCK_VENV)/bin/pip freeze --exclude-editable | sed 's/+cpu$$//'; } > requirements.lock.tmp
+	mv requirements.lock.tmp requirements.lock && rm -rf $(LOCK_VENV)
 
 test: install ## Run the fast test tier (the default suite, CI's)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,7 +48,7 @@ demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (a few min)
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
-reproduce-table: install ## The paper's table: PROFILE=cpu (under 3 h on 2 cores) or paper (GPUs, hub) -> experiments/paper_table/
+reproduce-table: install ## The paper's table: PROFILE=cpu (6.5 h here on 2 cores, shared) or paper (GPUs, hub) -> experiments/paper_table/
 	$(PY) -m dse_lightning.table $(PROFILE) $(TABLE_ARGS)
 
 lint: install ## ruff check + format check

@@ -75,6 +75,20 @@ def test_nan_loss_stops_naming_the_step(tmp_path: Path, mrpc_dir: Path) -> None:
     ]  # no store/work dir
 
 
+def test_full_disk_under_torch_save_names_the_checkpoint(tmp_path: Path, mrpc_dir: Path, monkeypatch) -> None:
+    import builtins
+
+    from dse_lightning.utils import checkpoint_io
+
+    # the checkpoint's bytes go to /dev/full: what a full disk does to the real write
+    monkeypatch.setattr(
+        checkpoint_io, "open", lambda path, mode: builtins.open("/dev/full", mode), raising=False
+    )
+    with pytest.raises(ArtifactWriteError, match=r"cannot write .*checkpoints/.*\.ckpt: No space left"):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher"))
+    assert partial_files(tmp_path) == [] and not (tmp_path / "run" / "results.json").exists()
+
+
 def test_disk_full_while_checkpointing_is_a_clean_error(tmp_path: Path, mrpc_dir: Path, monkeypatch) -> None:
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -86,3 +100,32 @@ def test_disk_full_while_checkpointing_is_a_clean_error(tmp_path: Path, mrpc_dir
         train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher"))
     assert partial_files(tmp_path) == [] and not (tmp_path / "run" / "results.json").exists()
     assert not list((tmp_path / "cache" / "teachers").glob("mrpc/*/manifest.json"))  # nothing published
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["teacher.max_epochs=0"], r"teacher\.max_epochs=0: must be an integer >= 1"),
+        (["student.max_epochs=0"], r"student\.max_epochs=0: must be an integer >= 1"),
+        (["data.max_length=2"], r"data\.max_length=2: must be an integer >= 8"),
+        (["distill.alpha=1.5"], r"distill\.alpha=1\.5: must be in \[0, 1\]"),
+        (["task=stsb", "distill=kl"], r"distill=kl: a regression task \(stsb\) has no class logits"),
+        (["teacher.max_epochs=0", "distill.alpha=-1"], r"teacher\.max_epochs=0.*\n.*distill\.alpha=-1"),
+    ],
+)
+def test_options_that_cannot_work_are_refused_before_any_work(
+    tmp_path: Path, mrpc_dir: Path, overrides: list[str], message: str
+) -> None:
+    from dse_lightning.options import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        train(make_cfg(tmp_path, mrpc_dir, "run", *overrides))
+    assert not (tmp_path / "cache").exists()  # nothing was read, fitted or cached
+
+
+def test_truncating_most_inputs_is_an_error_naming_the_file(tmp_path: Path, mrpc_dir: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"MRPC/train\.tsv: 48 of 48 inputs \(100%\) are longer than data\.max_length=8"
+    ):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher", "data.max_length=8"))
+    assert not list((tmp_path / "cache").glob("teachers/mrpc/*/manifest.json"))  # no teacher published

@@ -13,6 +13,7 @@ import torch
 
 from conftest import run_cli
 from dse_lightning import load_student
+from dse_lightning.results import with_local_paths
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def results(tmp_path: Path, name: str, backbone: Path, data: Path, *extra: str) -> dict:
     run_dir = tmp_path / "runs" / name
     run_cli(backbone, data, tmp_path / name / "cache", f"hydra.run.dir={run_dir}", *extra)
-    return json.loads((run_dir / "results.json").read_text())
+    return with_local_paths(json.loads((run_dir / "results.json").read_text()), run_dir)
 
 
 def test_ddp_cpu_matches_one_process(tmp_path: Path, tiny_backbone: Path, mrpc_dir: Path) -> None:

@@ -145,3 +145,30 @@ def test_hub_fallback_without_network(monkeypatch, tmp_path: Path) -> None:
     assert isinstance(source, HubSource)
     with pytest.raises(FileNotFoundError, match="Set data.dir"):
         source.load("train")
+
+
+def test_trailing_blank_lines_are_not_rows_but_a_blank_row_inside_is(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(5))
+    path.write_text(path.read_text() + "\n\n")  # an editor's trailing newlines
+    assert len(read_glue_tsv(path, load_task("mrpc"))["id"]) == 5
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3] + ["\n"] + lines[3:]))
+    with pytest.raises(GlueFormatError, match=r"dev\.tsv: 1 of 6 rows are malformed .* line 4: blank line"):
+        read_glue_tsv(path, load_task("mrpc"))
+
+
+def test_undecodable_byte_and_truncated_archive_name_the_file_and_line(tmp_path: Path) -> None:
+    import gzip
+
+    path = write_tsv(tmp_path / "MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(5))
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"The company said 2", b"The company said \xff2"))
+    with pytest.raises(GlueFormatError, match=r"dev\.tsv: line \d+: not UTF-8 text"):
+        read_glue_tsv(path, load_task("mrpc"))
+    archive = tmp_path / "MRPC/train.tsv.gz"
+    archive.write_bytes(
+        gzip.compress(write_tsv(tmp_path / "x.tsv", MRPC_HEADER, mrpc_rows(400)).read_bytes())
+    )
+    archive.write_bytes(archive.read_bytes()[:-200])
+    with pytest.raises(GlueFormatError, match=r"train\.tsv\.gz: line \d+: the gzip archive is truncated"):
+        read_glue_tsv(archive, load_task("mrpc"))

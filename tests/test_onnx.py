@@ -79,3 +79,21 @@ def test_score_cli_with_the_int8_encoder_keeps_its_own_store(export: Path, tmp_p
     assert len(hits) == 2 and hits[0]["score"] >= hits[1]["score"] and hits[0]["sentence"] in A + B
     # the int8 embeddings are not the torch ones: a store of one is not taken for the other
     assert student_identity(export, "onnx-int8") != student_identity(export)
+
+
+def test_evaluate_export_scores_the_dev_split_as_served(export: Path, mrpc_dir: Path) -> None:
+    from dse_lightning.config import load_task
+    from dse_lightning.data.sources import resolve_source
+    from dse_lightning.export.evaluate import evaluate_export
+
+    rows = resolve_source(load_task("mrpc"), str(mrpc_dir)).load("dev")
+    p = load_student(export).score(list(rows["sentence1"]), list(rows["sentence2"]))
+    labels = torch.tensor(rows["label"])
+    expected_acc = float(((p > 0.5).long() == labels).float().mean())  # by hand, not through torchmetrics
+    for backend in ("torch", "onnx"):
+        metrics = evaluate_export(export, "mrpc", backend, data_dir=str(mrpc_dir))
+        assert set(metrics) == {"acc", "f1"} and metrics["acc"] == pytest.approx(expected_acc, abs=1e-6)
+    with pytest.raises(ValueError, match="exported for a binary task .* not task 'stsb'"):
+        evaluate_export(export, "stsb", data_dir=str(mrpc_dir))
+    with pytest.raises(ValueError, match="split='train': task 'mrpc' evaluates on"):
+        evaluate_export(export, "mrpc", split="train", data_dir=str(mrpc_dir))

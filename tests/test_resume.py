@@ -136,8 +136,11 @@ def test_finished_student_is_reused_when_results_json_was_not_written(
         results = train(make_cfg(tmp_path, mrpc_dir, "run2", *quick))
     assert "student: reusing the student finished in" in caplog.text and results.student.reused is True
     assert (tmp_path / "run2" / "results.json").is_file() and load_student(results.student.export)
+    # it stays published, as a teacher does: an identical run (beside it or later) trains nothing
     again = train(make_cfg(tmp_path, mrpc_dir, "run3", *quick))
-    assert again.student.reused is False  # after results.json the work dir is gone: a new student
+    assert again.student.reused is True and again.student.metrics == results.student.metrics
+    assert not (tmp_path / "run3" / "student" / "checkpoints").exists()
+    assert list((tmp_path / "run2" / "student" / "checkpoints").glob("*.ckpt"))  # retired into run2
 
 
 def test_same_seed_and_deterministic_give_identical_runs(tmp_path: Path, mrpc_dir: Path) -> None:
@@ -220,6 +223,27 @@ def test_cli_sigkill_in_each_stage_then_same_command_resumes(
     # The same command reran into the same run dir: its checkpoints are the resumed stages' last ones.
     for stage in ("teacher", "student"):
         assert_same_weights(*(tmp_path / r / stage / "checkpoints/last.ckpt" for r in ("ref", "run")))
+
+
+@pytest.mark.slow
+def test_sigterm_saves_last_ckpt_exits_143_and_the_same_command_resumes(
+    tmp_path: Path, mrpc_dir: Path, tokenizer_path: str
+) -> None:
+    # a scheduler's preemption, mid-fit (20 epochs: still fitting when the first last.ckpt appears)
+    cmd = [*cli(tmp_path, mrpc_dir, "run", "cache", tokenizer_path), "stage=teacher", "teacher.max_epochs=20"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cache, deadline = tmp_path / "cache", time.time() + 300
+    while not list(cache.glob("teachers/mrpc/*.work/checkpoints/last.ckpt")) and time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]  # not 0: the job did not succeed
+    assert "stopped by SIGTERM: no results.json; the same command resumes" in out
+    assert not (tmp_path / "run" / "results.json").exists()
+    final = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert "teacher: resuming from" in final.stdout + final.stderr
 
 
 class Flag(logging.Handler):

@@ -16,6 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from conftest import ROOT, run_cli
+from dse_lightning.results import with_local_paths
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def summary(sweep: Path) -> list[dict]:
 
 
 def job_results(sweep: Path, job: int) -> dict:
-    return json.loads((sweep / str(job) / "results.json").read_text())
+    return with_local_paths(json.loads((sweep / str(job) / "results.json").read_text()), sweep / str(job))
 
 
 def test_multirun_summarises_every_job_and_survives_a_failing_one(
@@ -40,7 +41,9 @@ def test_multirun_summarises_every_job_and_survives_a_failing_one(
     assert [r["status"] for r in rows] == ["ok", "ok", "failed"]
     alphas = [next(o for o in r["overrides"].split() if o.startswith("distill.alpha")) for r in rows]
     assert alphas == ["distill.alpha=0", "distill.alpha=0.5", "distill.alpha=2"]
-    assert "alpha must be in [0, 1]" in json.loads((sweep / "2" / "failed.json").read_text())["error"]
+    assert (
+        "distill.alpha=2: must be in [0, 1]" in json.loads((sweep / "2" / "failed.json").read_text())["error"]
+    )
     assert float(rows[1]["student/acc"]) == job_results(sweep, 1)["student"]["metrics"]["acc"]
     # One teacher for the whole sweep: fitted by the first job, reused by the next.
     assert [job_results(sweep, j)["teacher"]["reused"] for j in (0, 1)] == [False, True]

@@ -304,3 +304,30 @@ def test_reproduce_table_end_to_end_then_skips(
     monkeypatch.setattr(cells_mod.subprocess, "run", lambda *a, **k: pytest.fail("a finished cell ran again"))
     assert main([str(path), "--out", str(out), *REFERENCE]) == 0
     assert (out / "results.csv").read_text() == before
+
+
+@pytest.mark.slow
+def test_paper_profile_dry_run(tmp_path: Path, tiny_backbone: Path, monkeypatch) -> None:
+    """`make reproduce-table PROFILE=paper`, every cell, on a tiny BERT and a hub-layout mirror of the five
+    tasks (MRPC and STS-B rows from the real files), under trainer=ddp_cpu, through to results.md."""
+    from hub_mirror import build_mirror
+
+    mirror = build_mirror(tmp_path / "glue", ["mrpc", "qqp", "mnli", "qnli", "stsb"], rows=24)
+    dry_run = [
+        f"teacher.backbone={tiny_backbone}", f"data.hub_dir={mirror}", "trainer=ddp_cpu",
+        f"paths.cache_dir={tmp_path / 'cache'}", "teacher.max_epochs=1", "student.max_epochs=1",
+        "teacher.batch_size=4", "student.batch_size=4", "data.eval_batch_size=4", "logger=none",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "paper"
+    args = ["paper", "--out", str(out), *REFERENCE, *(f"--override={o}" for o in dry_run)]
+    assert main(args) == 0
+    profile = load_profile("paper", PAPER_TABLE / "profiles")
+    assert len(list(out.glob("cells/*/*/results.json"))) == len(profile.cells()) == 15
+    table = (out / "results.md").read_text()
+    for task in ("mrpc", "qqp", "mnli", "qnli", "stsb"):
+        assert task in table, table
+    mnli = json.loads((out / "cells/mnli/dse_a0.5_s42/results.json").read_text())
+    assert set(mnli["teacher"]["metrics"]) == set(mnli["student"]["metrics"]) == {"acc", "acc_mm"}
+    assert "acc_mm" in table and mnli["config"]["trainer"]["devices"] == 2

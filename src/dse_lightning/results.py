@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .utils.io import write_json
+from .utils.portable import portable, resolve_portable
 
 FORMAT = 2
 
@@ -26,6 +27,19 @@ def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -
     """(teacher - student) / teacher per metric, and their mean: the paper's measure (lower is better)."""
     rel = {k: (teacher[k] - student[k]) / teacher[k] for k in teacher if k in student and teacher[k]}
     return {**rel, "mean": sum(rel.values()) / len(rel)} if rel else {}
+
+
+PATH_FIELDS = (("teacher", "checkpoint"), ("teacher", "logits"), ("student", "export"))
+
+
+def with_local_paths(record: dict, folder: Path) -> dict:
+    """A results.json record whose artifact paths, written portably (relative to the working directory,
+    or to the record's `folder` when outside it; utils/portable.py), point at the files from here."""
+    out = dict(record)
+    for model, key in PATH_FIELDS:
+        if out.get(model) and out[model].get(key):
+            out[model] = {**out[model], key: resolve_portable(out[model][key], folder)}
+    return out
 
 
 @dataclass
@@ -79,6 +93,8 @@ class RunResult:
     wall_time_s: float | None = None
     overrides: list[str] = field(default_factory=list)
     config: dict = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)  # torch, transformers, lightning, ...
+    models: dict[str, dict[str, str]] = field(default_factory=dict)  # embedded model -> weight sha256s
 
     @property
     def model(self) -> TeacherResult | StudentResult:
@@ -101,7 +117,9 @@ class RunResult:
 
     @classmethod
     def read(cls, path: str | Path) -> RunResult:
-        return cls.from_json(json.loads(Path(path).read_text()))
+        """The record at `path`, its artifact paths usable from here (`with_local_paths`)."""
+        return cls.from_json(with_local_paths(json.loads(Path(path).read_text()), Path(path).parent))
 
     def write(self, path: str | Path) -> Path:
-        return write_json(path, self.to_json())
+        """results.json with no absolute path of this machine in it (utils/portable.py)."""
+        return write_json(path, portable(self.to_json(), Path(path).parent))

@@ -220,6 +220,3 @@ class Store:
 
     def publish(self, key: str, write: Callable[[Path], dict], barrier=None, writer=None) -> Artifact:
         return publish(self.path(key), self.kind, write, barrier, writer)
-
-    def remove(self, key: str) -> None:
-        shutil.rmtree(self.path(key), ignore_errors=True)

@@ -20,12 +20,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from .config import CONFIG_PATH, register_resolvers
 from .data.tasks import TaskSpec
 from .loggers import report_to_wandb
+from .options import check_options
 from .pipeline.common import config_dict
 from .pipeline.distill import DistillStage, retire_student
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .results import RunResult
+from .signals import exit_status_on_signal
 from .sweep import in_multirun, job_overrides, job_scope, record_failure
+from .utils.portable import library_versions, used_embedded_models
 
 log = logging.getLogger(__name__)
 STAGES = ("teacher", "distill", "all")
@@ -56,6 +59,7 @@ def train(cfg: DictConfig) -> RunResult:
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
     task = TaskSpec.from_config(cfg.task)
+    check_options(cfg, task)
     distilling = cfg.stage in ("distill", "all")
     if distilling:  # the loss and the target source refuse bad options before any teacher work
         loss = instantiate(cfg.distill, kind=task.kind)
@@ -80,7 +84,9 @@ def train(cfg: DictConfig) -> RunResult:
         wall_time_s=round(time.time() - start, 1),
         overrides=job_overrides(),
         config=config_dict(cfg, drop=("hydra",)),
+        versions=library_versions(),
     )
+    result.models = used_embedded_models(result.config)
     if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
         result.write(run_dir / "results.json")
         if student is not None:
@@ -98,7 +104,7 @@ def main(cfg: DictConfig) -> float | None:
     records it as a failed trial. A single run fails loudly.
     """
     try:
-        with job_scope():
+        with exit_status_on_signal(), job_scope():
             result = train(cfg)
     except Exception as err:
         if not in_multirun():

@@ -17,6 +17,7 @@ from transformers import logging as hf_logging
 
 from ..config import embedded_model_dir
 from ..utils.io import write_json
+from ..utils.portable import portable, used_embedded_models
 from .report import bounds_lines, write_markdown, write_plot
 from .run import run
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     hf_logging.set_verbosity_error()  # the random classifier's and unused pooler's load reports are expected
     results = run(cfg)
     out = Path(cfg.out)
+    results = portable({**results, "models": used_embedded_models(results)}, out)  # no machine paths
     write_json(out / "results.json", results)
     write_markdown(results, out / "results.md", PLOT)
     write_plot(results, out / PLOT)

@@ -10,12 +10,11 @@ import os
 import platform
 import resource
 
-import torch
+from ..utils.portable import library_versions
 
 
 def machine_info(threads: int) -> dict:
     import faiss
-    import transformers
 
     with open("/proc/cpuinfo") as fh:
         cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), None)
@@ -28,9 +27,8 @@ def machine_info(threads: int) -> dict:
         "memory_gib": round(pages * page_size / (1 << 30), 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        **library_versions(),
         "faiss": faiss.__version__,
-        "transformers": transformers.__version__,
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -19,6 +20,15 @@ class LastCheckpoint(ModelCheckpoint):
 
     def __init__(self, every_n_train_steps: int, **kwargs: Any) -> None:
         super().__init__(every_n_train_steps=every_n_train_steps, save_last=True, save_top_k=0, **kwargs)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        """On SIGTERM (a scheduler's preemption), which Lightning raises between batches: save where the
+        run stands, unless validation is due or running (the checkpoint before it covers that)."""
+        last_batch = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if isinstance(exception, SIGTERMException) and trainer.training and not last_batch:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int

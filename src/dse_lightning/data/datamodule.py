@@ -47,6 +47,7 @@ class GluePairDataModule(pl.LightningDataModule):
         tokenizer: str,
         view: View = "pair",
         dir: str | None = None,  # noqa: A002 (the documented `data.dir` option)
+        hub_dir: str | None = None,
         cache_dir: str = ".cache",
         max_length: int = 128,
         batch_size: int = 32,
@@ -58,6 +59,7 @@ class GluePairDataModule(pl.LightningDataModule):
         limit_eval: int | None = None,
         max_bad_rows: int = 10,
         max_bad_fraction: float = 0.001,
+        max_truncated_fraction: float = 1.0,
         seed: int = 0,  # the training order's shuffle seed (the run's seed)
         targets: StudentTargets | None = None,
         train_rows: list[int] | None = None,
@@ -68,7 +70,9 @@ class GluePairDataModule(pl.LightningDataModule):
         self.save_hyperparameters(ignore=["task", "targets", "train_rows"])
         self.task, self.targets, self.train_rows = task, targets, train_rows
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
-        self.source = resolve_source(task, dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction)
+        self.source = resolve_source(
+            task, dir, hub_dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction
+        )
         self.data: dict[str, datasets.DatasetDict] = {}
         self.truncated: dict[str, int] = {}
         self._train_loader: ResumableLoader | None = None
@@ -163,6 +167,7 @@ class GluePairDataModule(pl.LightningDataModule):
                 data, meta = self._encoded(split)
                 self.data[split] = self._train_split(data) if split == "train" else data
                 self.truncated[split] = meta["truncated"]
+                self._check_truncation(split, meta["truncated"], len(data.get("sentences", data["pairs"])))
                 log.info(
                     "%s/%s: %d examples from %s (%d input(s) truncated to max_length=%d)",
                     self.task.name,
@@ -172,6 +177,15 @@ class GluePairDataModule(pl.LightningDataModule):
                     meta["truncated"],
                     self.hparams.max_length,
                 )
+
+    def _check_truncation(self, split: str, truncated: int, inputs: int) -> None:
+        share, limit = truncated / max(inputs, 1), self.hparams.max_truncated_fraction
+        if share > limit:
+            raise ValueError(
+                f"{self.source.describe(split)}: {truncated} of {inputs} inputs ({share:.0%}) are longer "
+                f"than data.max_length={self.hparams.max_length} tokens (limit data.max_truncated_fraction="
+                f"{limit}); raise data.max_length, or the limit if cutting them is meant"
+            )
 
     def num_examples(self, split: str) -> int:
         return len(self.data[split]["pairs"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,26 +89,43 @@ def read_glue_tsv(
 ) -> dict[str, list]:
     """Columns `id`, `sentence1`, `sentence2`, `label` of one split file."""
     cols: dict[str, list] = {"id": [], "sentence1": [], "sentence2": [], "label": []}
-    bad, total = BadRows(), 0
-    with _open_text(path) as fh:
-        header = fh.readline().rstrip("\r\n").split("\t")
-        idx = _column_index(path, header, task)
-        for lineno, line in enumerate(fh, start=2):
-            cells = line.rstrip("\r\n").split("\t")
-            total += 1
-            if len(cells) != len(header):
-                bad.add(lineno, f"{len(cells)} columns, header has {len(header)}")
-                continue
-            try:
-                row = _parse_row(cells, idx, task)
-            except ValueError as err:
-                bad.add(lineno, str(err))
-                continue
-            for key, value in row.items():
-                cols[key].append(value)
+    bad, total, lineno = BadRows(), 0, 1
+    blank: list[int] = []  # blank lines so far: rows only if a row follows (a trailing newline is none)
+    try:
+        with _open_text(path) as fh:
+            header = fh.readline().rstrip("\r\n").split("\t")
+            idx = _column_index(path, header, task)
+            for lineno, line in enumerate(fh, start=2):
+                if not line.strip():
+                    blank.append(lineno)
+                    continue
+                for empty in blank:
+                    bad.add(empty, "blank line")
+                total += 1 + len(blank)
+                blank = []
+                _add_row(cols, bad, lineno, line.rstrip("\r\n").split("\t"), header, idx, task)
+    except UnicodeDecodeError as err:
+        raise GlueFormatError(f"{path}: line {lineno + 1}: not UTF-8 text ({err.reason})") from err
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise GlueFormatError(
+            f"{path}: line {lineno + 1}: the gzip archive is truncated or corrupt ({err}); copy it again"
+        ) from err
     _check_bad_rows(path, bad, total, max_bad_rows, max_bad_fraction)
     _check_unique_ids(path, cols["id"])
     return cols
+
+
+def _add_row(cols: dict, bad: BadRows, lineno: int, cells: list[str], header: list[str], idx, task) -> None:
+    if len(cells) != len(header):
+        bad.add(lineno, f"{len(cells)} columns, header has {len(header)}")
+        return
+    try:
+        row = _parse_row(cells, idx, task)
+    except ValueError as err:
+        bad.add(lineno, str(err))
+        return
+    for key, value in row.items():
+        cols[key].append(value)
 
 
 def _check_unique_ids(path: Path, ids: list[str]) -> None:

@@ -31,12 +31,15 @@ def export_student(
     tokenizer: PreTrainedTokenizerBase,
     task: TaskSpec,
     max_length: int,
+    card: str | None = None,
 ) -> Path:
-    """Write `student` to `path` atomically."""
+    """Write `student` to `path` atomically; `card` (export/card.py) becomes its README.md."""
 
     def write(tmp: Path) -> dict:
         save_file({k: v.contiguous() for k, v in student.head.state_dict().items()}, tmp / "head.safetensors")
         encoder = student.encoder.export(tmp, tokenizer, max_length)
+        if card is not None:  # in place of sentence-transformers' generic card
+            (tmp / "README.md").write_text(card)
         spec = {"task_type": task.type, "labels": task.labels, "max_length": max_length}
         return {**spec, "head": student.head.spec(), "encoder": encoder}
 
@@ -70,10 +73,12 @@ class ExportedStudent:
         return encode_corpus(self._encode, sentences, batch_size, progress=False)
 
     @torch.inference_mode()
+    def logits(self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64) -> torch.Tensor:
+        """The head's raw outputs for pairs (a_i, b_i): what the task's metrics read."""
+        return self.head(self.encode(sentences_a, batch_size), self.encode(sentences_b, batch_size))
+
     def score(self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64) -> torch.Tensor:
-        return self.kind.scores(
-            self.head(self.encode(sentences_a, batch_size), self.encode(sentences_b, batch_size))
-        )
+        return self.kind.scores(self.logits(sentences_a, sentences_b, batch_size))
 
 
 BACKENDS = ("torch", "onnx", "onnx-int8")

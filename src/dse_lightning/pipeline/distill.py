@@ -3,8 +3,9 @@
 A student is an artifact of the store (store.py), `<cache_dir>/students/<task>/<key>/` holding its export,
 its record in the manifest's meta; the key hashes everything that determines it (teacher key, student,
 loss and targets config, data, seed, trainer numerics). It trains in `<key>.work/` and resumes from it after
-a kill. It stays in the store until the run's results.json is written, so a run killed in between reuses it
-instead of training again; then it is retired (its checkpoints move into the run dir).
+a kill. Once published it stays in the store, as a teacher does: a run with the same key (one that was
+killed before its results.json, one started beside it, or a later one) reuses it instead of training
+again. Its checkpoints move into the run dir of the run that trained it once results.json is written.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from pytorch_lightning.utilities import rank_zero_only
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
 from ..export import export_student
+from ..export.card import CardFacts, model_card
 from ..losses import DistillLoss
 from ..models.build import build_student
 from ..results import StudentResult, TeacherResult, relative_degradation
 from ..store import Artifact, Store, retire_work
+from ..sweep import job_overrides
 from ..targets import TargetContext, TargetSource
 from ..utils.io import atomic_dir, locked, sha256_json
 from .common import build_datamodule, build_trainer, config_dict, fit_and_validate
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 
 def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule) -> str:
     """Hash of everything that determines the student (it names the student's store entry and work dir)."""
-    paths = ("dir", "cache_dir", "num_workers", "eval_batch_size")  # where and how fast, not what
+    paths = ("dir", "hub_dir", "cache_dir", "num_workers", "eval_batch_size")  # where and how fast, not what
     data = {k: v for k, v in config_dict(cfg.data).items() if k not in paths}
     return sha256_json(
         {
@@ -113,11 +116,25 @@ class DistillStage:
             "key": key,
         }
 
+        card = model_card(self.card_facts(dm, record))
+
         def write(tmp: Path) -> dict:
-            export_student(tmp / "export", module.student, dm.tokenizer, task, dm.hparams.max_length)
+            export_student(tmp / "export", module.student, dm.tokenizer, task, dm.hparams.max_length, card)
             return record
 
         return store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "student exported"))
+
+    def card_facts(self, dm: GluePairDataModule, record: dict) -> CardFacts:
+        data = {s: {"source": dm.source.describe(s), "sha256": dm.fingerprint(s)} for s in self.task.splits}
+        return CardFacts(
+            task=self.task,
+            teacher=self.teacher,
+            record=record,
+            backbone=self.cfg.student.encoder.get("backbone", self.cfg.student.get("backbone")),
+            transformer=self.cfg.student.encoder._target_.endswith("TransformerEncoder"),
+            command=job_overrides(),
+            data=data,
+        )
 
     def run(self) -> StudentResult:
         """The student's result; its export is copied to `<run dir>/student/export`."""
@@ -133,15 +150,15 @@ class DistillStage:
         artifact = store.get_or_build(key, lambda: self.fit(probe, store, key), use=copy_export)
         if artifact.reused:
             log.info(
-                "student: reusing the student finished in %s (its run stopped before results.json)",
+                "student: reusing the student finished in %s (same teacher, data, config and seed)",
                 artifact.path,
             )
         return StudentResult(**artifact.meta, reused=artifact.reused, export=str(export.resolve()))
 
 
 def retire_student(cfg: DictConfig, task: TaskSpec, student: StudentResult, run_dir: Path) -> None:
-    """After results.json: move the student's checkpoints into the run dir, drop it from the store."""
+    """After results.json: move the student's checkpoints into the run dir; the student stays published
+    (removing it raced a second identical run waiting on its lock, which then trained it again)."""
     store = student_store(cfg, task)
     with locked(store.path(student.key)):
         retire_work(store.work_dir(student.key), run_dir / "student")
-        store.remove(student.key)

@@ -1,4 +1,5 @@
-"""`python -m dse_lightning.table PROFILE [--stage STAGE] [--out DIR]`: what `make reproduce-table` runs.
+"""`python -m dse_lightning.table PROFILE [--stage STAGE] [--out DIR] [--override K=V ...]`: what
+`make reproduce-table` runs.
 
 Paths default to the project's layout, relative to where it runs (the Makefile runs it at the root).
 """
@@ -31,9 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--bench", type=Path, default=Path("experiments/bench/results.json"), help="`make bench` results"
     )
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="added to every cell's overrides, after the profile's common ones (repeatable): e.g. a dry run "
+        "of the paper profile on a tiny backbone and local hub-layout data",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     profile = load_profile(args.profile, args.profiles)
+    profile.common = [*profile.common, *args.override]
     out = args.out or args.profiles.parent / profile.name
     failed: list[str] = []
     if args.stage in ("cells", "all"):

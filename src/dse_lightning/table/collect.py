@@ -43,7 +43,8 @@ class Group:
         """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
         if self.model == "teacher":
             return []
-        return [e.relative_degradation[metric] for e in self._entries()]
+        # none where the teacher scored 0 on the metric (relative_degradation leaves it out)
+        return [e.relative_degradation[metric] for e in self._entries() if metric in e.relative_degradation]
 
     def mean_of(self, key: str) -> float | None:
         vals = [getattr(e, key) for e in self._entries() if getattr(e, key) is not None]

@@ -19,6 +19,7 @@ from ..data.sources import resolve_source
 from ..export.student_io import load_student
 from ..scoring.encode import EncodeFn, encode_corpus, mean_pooled_encoder
 from ..utils.io import write_json
+from ..utils.portable import portable, resolve_portable
 from .cells import is_done, result
 from .profile import Profile
 
@@ -43,7 +44,7 @@ def cosine_spearman(encode_fn: EncodeFn, a: list[str], b: list[str], gold: torch
 
 def _evaluate(path: Path, what: dict, encode_fn: EncodeFn, pairs) -> None:
     spearman = cosine_spearman(encode_fn, *pairs)
-    write_json(path, {**what, "spearman": spearman, "pairs": len(pairs[0])})
+    write_json(path, portable({**what, "spearman": spearman, "pairs": len(pairs[0])}, path.parent))
     log.info("transfer: %s -> Spearman %.4f", what["model"], spearman)
 
 
@@ -65,7 +66,8 @@ def run_transfer(profile: Profile, out: Path) -> None:
         _evaluate(path, {**what, "model": f"{cell.task}/{cell.name}"}, load_student(export).encode, pairs)
     backbone_path = out / "cells" / "backbone" / "transfer.json"
     if dse_cells and not backbone_path.is_file():
-        backbone = result(dse_cells[0].dir(out)).config["student"]["backbone"]
+        cell_dir = dse_cells[0].dir(out)  # its record names the backbone portably: found here again
+        backbone = resolve_portable(result(cell_dir).config["student"]["backbone"], cell_dir)
         _evaluate(
             backbone_path,
             {**what, "model": "backbone", "backbone": backbone},

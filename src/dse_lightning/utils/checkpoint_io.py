@@ -24,8 +24,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_path(path, before_rename=partial(_record, Path(path))) as tmp:
-            torch.save(checkpoint, tmp)
+        # Into a file object of ours: a full disk then raises OSError (hence ArtifactWriteError naming the
+        # path); given a path, torch's own writer raised RuntimeError("basic_ios::clear: iostream error").
+        with atomic_path(path, before_rename=partial(_record, Path(path))) as tmp, open(tmp, "wb") as fh:
+            torch.save(checkpoint, fh)
 
     def remove_checkpoint(self, path) -> None:
         super().remove_checkpoint(path)

@@ -148,7 +148,7 @@ class TransformerEncoder(SentenceEncoder):
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.base.modules import Dense, Transformer
 
-        from ...export.st_modules import DSEPooling
+        from ...export.st_modules import DSEPooling, native_pooling, ship_code
 
         backbone_dir = folder / ".backbone"
         self.backbone.save_pretrained(backbone_dir)
@@ -156,8 +156,9 @@ class TransformerEncoder(SentenceEncoder):
         word = Transformer(
             str(backbone_dir), config_kwargs={"output_hidden_states": True}, max_seq_length=max_length
         )
-        p = self.pooling
-        modules = [word, DSEPooling(mode=p.mode, k=p.k, exclude_cls=p.exclude_cls)]
+        p, hidden = self.pooling, self.backbone.config.hidden_size
+        pooling = native_pooling(p, hidden) or DSEPooling(p.mode, p.k, p.exclude_cls, p.output_dim(hidden))
+        modules = [word, pooling]
         if self.projection is not None:
             proj = self.projection
             weight, bias = proj.weight.detach().clone(), proj.bias.detach().clone()
@@ -173,13 +174,15 @@ class TransformerEncoder(SentenceEncoder):
             )
         SentenceTransformer(modules=modules, device="cpu").save(str(folder))
         shutil.rmtree(backbone_dir)  # the SentenceTransformer folder now holds its own copy
+        if isinstance(pooling, DSEPooling):
+            ship_code(folder)  # loadable with trust_remote_code=True by sentence-transformers alone
         return self._target()
 
     @classmethod
     def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
         from sentence_transformers import SentenceTransformer
 
-        # trust_remote_code: modules.json names our DSEPooling class (dse_lightning must be importable).
+        # trust_remote_code: modules.json names the DSEPooling shipped in the folder (older exports: ours).
         model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
         # the caller batches (ExportedStudent.encode): one sentence-transformers batch per call
         return lambda batch: model.encode(

