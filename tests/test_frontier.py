@@ -33,7 +33,7 @@ def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(frontier, "_cells", lambda task, depth: cells[(task, depth)])
     monkeypatch.setattr(frontier, "evaluate_export", fake_eval)
-    monkeypatch.setattr(frontier, "verify_export", lambda export: {"onnx": {}})
+    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {}})
     evaluations = tmp_path / "evaluations.json"
     rows = frontier.quality(["mrpc", "stsb"], evaluations)
     assert len(rows) == 2 * 3 * 2 and len(calls) == 2 * 3 * 2 * 3

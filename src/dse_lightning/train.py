@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> RunResult:
     if distilling:
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
         student = DistillStage(cfg, task, teacher, data, loss, source, run_dir).run()
+    config = config_dict(cfg, drop=("hydra",))
     result = RunResult(
         task=task.name,
         stage=cfg.stage,
@@ -83,10 +84,10 @@ def train(cfg: DictConfig) -> RunResult:
         torch_threads=torch.get_num_threads(),
         wall_time_s=round(time.time() - start, 1),
         overrides=job_overrides(),
-        config=config_dict(cfg, drop=("hydra",)),
+        config=config,
         versions=library_versions(),
+        models=used_embedded_models(config),
     )
-    result.models = used_embedded_models(result.config)
     if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
         result.write(run_dir / "results.json")
         if student is not None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ..export.evaluate import evaluate_export
 from ..export.onnx import add_onnx
-from ..export.student_io import verify_export
+from ..export.student_io import KIND
+from ..store import read_meta
 from ..table.cells import result
 from ..table.profile import load_profile
 from ..utils.io import atomic_path, write_json
@@ -50,7 +51,7 @@ def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, floa
     key = f"{cell}|{backend}"
     if key not in done:
         export = cell / "student" / "export"
-        if backend != "torch" and "onnx" not in verify_export(export):
+        if backend != "torch" and "onnx" not in read_meta(export, KIND):
             add_onnx(export)
         done[key] = evaluate_export(export, task, backend)
         log.info("%s %s: %s", cell, backend, done[key])

@@ -22,6 +22,7 @@ HUB_TASK = {"regression": "sentence-similarity"}  # everything else: text-classi
 class CardFacts:
     task: TaskSpec
     teacher: TeacherResult
+    teacher_metrics: dict[str, float]  # what the degradation is against: the teacher's, or its ensemble's
     record: dict  # the student's record: name, alpha, loss, targets, metrics, relative_degradation, ...
     backbone: object  # the student's backbone as configured (name, folder or a config dict)
     transformer: bool  # a sentence-transformers folder (a transformer student) or the BiLSTM's own files
@@ -63,9 +64,7 @@ def _metadata(f: CardFacts) -> dict:
 
 
 def _metrics_table(f: CardFacts) -> list[str]:
-    # against the teachers the student learned from: an ensemble's own metrics when it gave them
-    teacher = f.record["targets"].get("metrics") or f.teacher.metrics
-    student, rel = f.record["metrics"], f.record["relative_degradation"]
+    teacher, student, rel = f.teacher_metrics, f.record["metrics"], f.record["relative_degradation"]
     rows = ["| dev metric | teacher | student | relative degradation |", "|---|---|---|---|"]
     for name, value in student.items():
         t = f"{teacher[name]:.4f}" if name in teacher else "-"

@@ -22,14 +22,14 @@ def evaluate_export(
 ) -> dict[str, float]:
     """{metric: value} of the export on `split` of `task_name`, e.g. {"acc": 0.82, "f1": 0.87}."""
     task = load_task(task_name)
+    if split not in task.eval_splits:
+        raise ValueError(f"split={split!r}: task '{task_name}' evaluates on {task.eval_splits}")
     student = load_student(path, backend)
     if student.spec["task_type"] != task.type or student.spec["labels"] != task.labels:
         raise ValueError(
             f"{path}: exported for a {student.spec['task_type']} task with labels {student.spec['labels']}, "
             f"not task '{task_name}' ({task.type}, labels {task.labels})"
         )
-    if split not in task.eval_splits:
-        raise ValueError(f"split={split!r}: task '{task_name}' evaluates on {task.eval_splits}")
     rows = resolve_source(task, data_dir).load(split)
     logits = student.logits(list(rows["sentence1"]), list(rows["sentence2"]))
     metrics = task.build_metrics("", split)

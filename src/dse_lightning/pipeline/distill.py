@@ -116,7 +116,7 @@ class DistillStage:
             "key": key,
         }
 
-        card = model_card(self.card_facts(dm, record))
+        card = model_card(self.card_facts(dm, record, against))
 
         def write(tmp: Path) -> dict:
             export_student(tmp / "export", module.student, dm.tokenizer, task, dm.hparams.max_length, card)
@@ -124,11 +124,12 @@ class DistillStage:
 
         return store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "student exported"))
 
-    def card_facts(self, dm: GluePairDataModule, record: dict) -> CardFacts:
+    def card_facts(self, dm: GluePairDataModule, record: dict, against: dict[str, float]) -> CardFacts:
         data = {s: {"source": dm.source.describe(s), "sha256": dm.fingerprint(s)} for s in self.task.splits}
         return CardFacts(
             task=self.task,
             teacher=self.teacher,
+            teacher_metrics=against,
             record=record,
             backbone=self.cfg.student.encoder.get("backbone", self.cfg.student.get("backbone")),
             transformer=self.cfg.student.encoder._target_.endswith("TransformerEncoder"),
