@@ -44,7 +44,8 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
         ["--ns", "20", "60", "--queries", "2", "--teacher-queries", "2", "--teacher-budget", "1e-6",
          "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "16", "--copy-gib", "0.001",
          "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "4", "2", "--train-steps", "2", "--train-batch-size", "8"]
+         "--encode-layers", "4", "2", "--train-steps", "2", "--train-batch-size", "8", "--search-ns",
+         "--two-stage-ns"]
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
     assert (out / "results.md").is_file() and (out / "time_vs_n.png").stat().st_size > 0
@@ -72,3 +73,32 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     dynamic = train["teacher", "dynamic padding, length-grouped"]
     assert dynamic["token_bound_x"] == pytest.approx(128 * 16 / dynamic["tokens_computed"])
     assert "## Training throughput" in (out / "results.md").read_text()
+
+
+def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
+    """The search section of the end-to-end run above (its own small run: cheap parts skipped)."""
+    out = tmp_path / "bench"
+    bench_main(
+        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
+         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
+         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
+         "--encode-layers", "--train-steps", "0",
+         "--search-ns", "50", "200", "--search-pool", "40", "--search-queries", "6",
+         "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
+         "--two-stage-ns", "200", "--shortlists", "200", "20", "--two-stage-queries", "4"]
+    )  # fmt: skip
+    search = json.loads((out / "results.json").read_text())["search"]
+    rows = {(r["n"], r.get("dtype"), r["mode"]): r for r in search["rows"]}
+    expected = {(n, d, "exact") for n in (50, 200) for d in ("float32", "float16", "int8")}
+    expected |= {(n, "float32", "ivf") for n in (50, 200)} | {(50, "float32", "hnsw"), (200, None, "hnsw")}
+    assert set(rows) == expected and "not_run" in rows[200, None, "hnsw"]
+    exact = rows[200, "float32", "exact"]
+    assert exact["recall@10"] == 1.0 and exact["same_top10"] == 1.0  # exact search against itself
+    assert rows[200, "float32", "ivf"]["recall@10"] == 1.0  # nprobe = nlist: every list is read
+    assert rows[200, "int8", "exact"]["store_mib"] == pytest.approx(exact["store_mib"] / 4)
+    assert exact["x_memory_floor"] == pytest.approx(exact["score_s"] / exact["memory_floor_s"])
+    two = {r["shortlist"]: r for r in search["two_stage"]}
+    assert two[200]["same_top10"] == 1.0  # M = N: the full pass
+    assert 0.0 <= two[20]["recall@10"] <= 1.0 and two[20]["x_faster"] > 0
+    text = (out / "results.md").read_text()
+    assert "## Corpus-scale search" in text and (out / "search_vs_n.png").stat().st_size > 0

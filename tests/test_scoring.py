@@ -115,7 +115,7 @@ def test_store_round_trip(tmp_path: Path) -> None:
     store = EmbeddingStore(torch.randn(3, 4), ["a", "b", "c"], student_id="abc")
     store.save(tmp_path / "store")
     loaded = EmbeddingStore.load(tmp_path / "store", student_id="abc")
-    assert torch.equal(loaded.embeddings, store.embeddings) and loaded.sentences == ["a", "b", "c"]
+    assert torch.equal(loaded.candidates.data, store.candidates.data) and loaded.sentences == ["a", "b", "c"]
     assert json.loads((tmp_path / "store" / "manifest.json").read_text())["meta"]["n"] == 3
     with pytest.raises(StoreMismatchError, match="not those of"):
         loaded.check_sentences(["a", "b"], "x.txt")
@@ -142,7 +142,7 @@ def test_index_search_matches_the_students_own_scores(head: str, tokenizer_path:
         torch.tensor([h.score for h in hits]), expected.topk(3).values, atol=1e-5, rtol=1e-4
     )
     again = open_index(export, tmp_path / "store", progress=False)  # loaded, not re-encoded
-    torch.testing.assert_close(again.store.embeddings, index.store.embeddings)
+    torch.testing.assert_close(again.store.candidates.data, index.store.candidates.data)
 
 
 def test_store_from_another_student_is_refused(tokenizer_path: str, tmp_path: Path) -> None:

@@ -3,9 +3,10 @@
 __version__ = "0.1.0"
 
 
-def load_student(path, backend: str = "torch"):
+def load_student(path, backend: str = "torch", device: str = "cpu"):
     """Load an exported student (see `dse_lightning.export`); imported lazily to keep `import` light.
-    backend: torch, onnx or onnx-int8 (onnxruntime; the export needs its ONNX encoder first)."""
+    backend: torch, onnx or onnx-int8 (onnxruntime; the export needs its ONNX encoder first);
+    device: where the torch encoder runs."""
     from .export import load_student as _load
 
-    return _load(path, backend)
+    return _load(path, backend, device)

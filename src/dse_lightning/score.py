@@ -3,9 +3,11 @@
     python -m dse_lightning.score --student logs/.../student/export --candidates corpus.txt \\
         --store stores/corpus --query "A man is playing a guitar." --top-k 5
 
-The first run encodes the distinct candidates (one per line) into `--store`; later runs with the same
-store load the embeddings (refused if another student made them). Queries come from `--query` (repeat
-it) or `--queries FILE` (one per line). Output: one JSON line per query,
+The first run encodes the distinct candidates (one per line, read as a stream) into `--store` (`--dtype`
+float16 / int8 keep it compact; `python -m dse_lightning.build_store` builds one under any trainer); later
+runs with the same store load the embeddings (refused if another student made them). `--search ivf|hnsw`
+searches the dot head's index approximately; `--shortlist M` scores the concat head in two stages.
+Queries come from `--query` (repeat it) or `--queries FILE` (one per line). Output: one JSON line per query,
 `{"query": ..., "hits": [{"rank": 1, "index": i, "sentence": ..., "score": ...}, ...]}`, on stdout or
 in `--output`. Scores are P(positive) for binary tasks, the predicted score for regression, and
 P(--label) for multiclass students.
@@ -20,20 +22,16 @@ import sys
 from pathlib import Path
 
 from .export.student_io import BACKENDS
+from .scoring.ann import MODES, Search
+from .scoring.compact import DTYPES
+from .scoring.corpus import read_stream
 from .scoring.index import Hit, open_index
 from .utils.io import atomic_path
 
 
 def read_lines(path: str | Path, option: str) -> list[str]:
-    """Non-blank lines of a UTF-8 text file, stripped; an error names the option and file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{option} {path}: no such file")
-    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    lines = [line for line in lines if line]
-    if not lines:
-        raise ValueError(f"{option} {path}: no sentences (expected one per line)")
-    return lines
+    """Non-blank lines of a UTF-8 text file, stripped; an error names the option, file and line."""
+    return list(read_stream(path, option))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,8 +52,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="torch",
         help="how the student encodes: torch, or its ONNX graph (onnx, onnx-int8: dse_lightning.export.onnx)",
     )
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="how a new store keeps its rows: float32, float16, int8 (faiss 8-bit scalar quantizer)",
+    )
+    s = p.add_argument_group("search (scoring/ann.py)")
+    s.add_argument(
+        "--search",
+        choices=MODES,
+        default="exact",
+        help="dot head: exact or approximate (ivf, hnsw) search; concat head: the shortlist's",
+    )
+    s.add_argument("--nlist", type=int, help="ivf: inverted lists (default sqrt(N))")
+    s.add_argument("--nprobe", type=int, default=Search.nprobe, help="ivf: lists visited per query")
+    s.add_argument("--hnsw-m", type=int, default=Search.hnsw_m, help="hnsw: links per node")
+    s.add_argument("--ef-search", type=int, default=Search.ef_search, help="hnsw: search breadth")
+    s.add_argument(
+        "--search-threads",
+        type=int,
+        default=1,
+        help="exact search: scan the rows in this many parts at once (one thread each)",
+    )
+    s.add_argument(
+        "--shortlist",
+        type=int,
+        help="concat head: re-score only the M candidates nearest by cosine (two-stage)",
+    )
     p.add_argument("--output", help="write the JSON lines here instead of stdout")
     return p.parse_args(argv)
+
+
+def search_of(args: argparse.Namespace) -> Search:
+    return Search(args.search, args.nlist, args.nprobe, args.hnsw_m, args.ef_search, args.search_threads)
 
 
 def to_json_lines(queries: list[str], hits: list[list[Hit]]) -> str:
@@ -75,16 +105,20 @@ def to_json_lines(queries: list[str], hits: list[list[Hit]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    candidates = read_lines(args.candidates, "--candidates") if args.candidates else None
     queries = args.query or read_lines(args.queries, "--queries")
+    if args.candidates:
+        next(read_stream(args.candidates, "--candidates"))  # a missing or empty file, named before any work
     index = open_index(
         args.student,
         args.store,
-        candidates,
+        args.candidates,  # streamed
         rebuild=args.rebuild,
         label=args.label,
         batch_size=args.batch_size,
         backend=args.backend,
+        dtype=args.dtype,
+        search=search_of(args),
+        shortlist=args.shortlist,
     )
     text = to_json_lines(queries, index.search(queries, args.top_k))
     if args.output:

@@ -16,10 +16,14 @@ from types import SimpleNamespace
 from transformers import logging as hf_logging
 
 from ..config import embedded_model_dir
+from ..scoring.ann import MODES, Search
+from ..scoring.compact import DTYPES
 from ..utils.io import write_json
 from ..utils.portable import portable, used_embedded_models
 from .report import bounds_lines, write_markdown, write_plot
 from .run import run
+from .search_report import PLOT as SEARCH_PLOT
+from .search_report import write_search_plot
 
 PLOT = "time_vs_n.png"
 
@@ -46,6 +50,47 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     p.add_argument("--data-dir", default=None, help="glue_data folder (default: as `data.dir=null`)")
     p.add_argument("--backbone", default=None, help="teacher/student backbone (default: embedded MiniLM)")
     p.add_argument("--student", default=None, help="a trained student export to time instead")
+    g = p.add_argument_group("corpus-scale search (bench/search_speed.py)")
+    g.add_argument(
+        "--search-ns",
+        type=int,
+        nargs="*",
+        default=[10000, 100000, 1000000],
+        help="candidate counts for the search rows (none: skip the section)",
+    )
+    g.add_argument(
+        "--search-student",
+        default=None,
+        help="a trained export whose encoder and concat head the search rows use (default: the "
+        "bench's student; its random concat head makes the two-stage agreement meaningless)",
+    )
+    g.add_argument("--search-pool", type=int, default=20000, help="real sentences encoded for those rows")
+    g.add_argument("--search-queries", type=int, default=200, help="queries whose recall is measured")
+    g.add_argument("--timed-queries", type=int, default=20, help="single queries timed per row (median)")
+    g.add_argument("--search-dtypes", nargs="+", choices=DTYPES, default=list(DTYPES), help="exact rows")
+    g.add_argument(
+        "--search-threads",
+        type=int,
+        nargs="+",
+        default=[1, 2],
+        help="exact rows: the rows split in this many parts scanned at once",
+    )
+    g.add_argument("--search-modes", nargs="+", choices=MODES, default=list(MODES))
+    g.add_argument(
+        "--ann-dtypes",
+        nargs="+",
+        choices=DTYPES,
+        default=["float32"],
+        help="storage of the approximate (ivf, hnsw) rows",
+    )
+    g.add_argument("--nlist", type=int, default=None, help="IVF lists (default sqrt(N))")
+    g.add_argument("--nprobe", type=int, default=Search.nprobe)
+    g.add_argument("--hnsw-m", type=int, default=Search.hnsw_m)
+    g.add_argument("--ef-search", type=int, default=Search.ef_search)
+    g.add_argument("--hnsw-max-n", type=int, default=100000, help="no HNSW row above this N (build time)")
+    g.add_argument("--two-stage-ns", type=int, nargs="*", default=[100000], help="N of the two-stage rows")
+    g.add_argument("--shortlists", type=int, nargs="+", default=[1000], help="two-stage shortlist sizes M")
+    g.add_argument("--two-stage-queries", type=int, default=100, help="queries of the two-stage agreement")
     p.add_argument("--copy-gib", type=float, default=1.0, help="GiB copied to measure memory bandwidth")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="experiments/bench", help="output folder")
@@ -67,6 +112,7 @@ def main(argv: list[str] | None = None) -> dict:
     write_json(out / "results.json", results)
     write_markdown(results, out / "results.md", PLOT)
     write_plot(results, out / PLOT)
+    write_search_plot(results, out / SEARCH_PLOT)
     for line in bounds_lines(results):  # what physics allows, beside what was measured
         logging.info(line)
     for r in results["rows"]:

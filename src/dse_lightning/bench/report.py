@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..utils.io import atomic_path
+from .search_report import search_lines
 
 
 def _row(results: dict, n: int, head: str) -> dict:
@@ -137,6 +138,7 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         "",
         *_encode_speed(results),
         *_train_speed(results),
+        *search_lines(results),
         "## Bounds",
         "",
         *bounds_lines(results),

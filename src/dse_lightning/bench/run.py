@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import torch
 
 from ..scoring.encode import encode_corpus
+from ..scoring.store import student_identity
 from .data import real_sentences
 from .encode_speed import encode_speed
 from .flops import flop_bounds, teacher_flops_per_pair
@@ -23,6 +24,7 @@ from .machine import CpuMeter, machine_info
 from .models import build_teacher, exported_student, paper_student
 from .rows import make_rows
 from .score_timing import time_query_encode, time_scoring
+from .search_speed import SearchContext, draw, time_search
 from .timing import memory_bandwidth, time_encode, time_teacher
 from .train_speed import train_speed
 
@@ -91,6 +93,30 @@ def _train_speed_phase(cfg: SimpleNamespace) -> list[dict]:
         return train_speed(cfg, cfg.tasks[0], Path(cache))
 
 
+def _search_phase(cfg: SimpleNamespace, st: SimpleNamespace, sentences: list[str], chunk: int, bw: dict):
+    """Corpus-scale search rows (none asked: skipped): a pool of real sentences encoded by the student
+    (`--search-student`: a trained export, whose concat head the two-stage rows need), queries from the
+    sentences outside it."""
+    if not cfg.search_ns:
+        return None
+    student = exported_student(cfg.search_student, cfg.hidden) if cfg.search_student else st.student
+    rng = random.Random(cfg.seed + 1)
+    shuffled = rng.sample(sentences, len(sentences))
+    queries, pool = shuffled[: cfg.search_queries], shuffled[cfg.search_queries :][: cfg.search_pool]
+    log.info("search: encoding %d pool sentences and %d queries", len(pool), len(queries))
+    pool_emb = encode_corpus(student.encode_fn, pool, cfg.batch_size)
+    query_emb = encode_corpus(student.encode_fn, queries, cfg.batch_size, progress=False)
+    rows = draw(max([*cfg.search_ns, *cfg.two_stage_ns]), len(pool), cfg.seed)
+    ctx = SearchContext(pool_emb, query_emb, rows, cfg.top_k, cfg.timed_queries, cfg.two_stage_queries, chunk,
+                        bw["gb_per_s"])  # fmt: skip
+    identity = student_identity(cfg.search_student) if cfg.search_student else None  # the export's files
+    return {
+        **time_search(cfg, ctx, student.heads["concat"]),
+        "student": student.sources,
+        "student_id": identity,
+    }
+
+
 def run(cfg: SimpleNamespace) -> dict:
     start, meter = time.perf_counter(), CpuMeter()
     torch.set_num_threads(cfg.threads)
@@ -101,6 +127,7 @@ def run(cfg: SimpleNamespace) -> dict:
     teacher, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
     speed, train = _encode_speed_phase(cfg, st.pool), _train_speed_phase(cfg)
+    search = _search_phase(cfg, st, sentences, scoring["chunk_tuning"]["best"], bandwidth)
     wall_s = time.perf_counter() - start
     return {
         "machine": {**machine, "contention": meter.report(wall_s)},
@@ -111,6 +138,7 @@ def run(cfg: SimpleNamespace) -> dict:
         "encode": encode,
         "encode_speed": speed,
         "train_speed": train,
+        "search": search,
         "memory_bandwidth": bandwidth,
         "flop_bound": bounds,
         "chunk_tuning": scoring["chunk_tuning"],

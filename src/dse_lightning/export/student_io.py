@@ -84,10 +84,10 @@ class ExportedStudent:
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
-def load_student(path: str | Path, backend: str = "torch") -> ExportedStudent:
+def load_student(path: str | Path, backend: str = "torch", device: str = "cpu") -> ExportedStudent:
     """backend: torch (the exported encoder as trained), onnx or onnx-int8 (its ONNX graphs, fp32 or
-    dynamically quantized int8, run by onnxruntime; `python -m dse_lightning.export.onnx EXPORT` adds
-    them)."""
+    dynamically quantized int8, run by onnxruntime on the CPU; `python -m dse_lightning.export.onnx
+    EXPORT` adds them). device: where the torch encoder runs (its embeddings come back there)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
@@ -96,7 +96,9 @@ def load_student(path: str | Path, backend: str = "torch") -> ExportedStudent:
     head.load_state_dict(load_file(path / "head.safetensors"))
     if backend == "torch":
         encoder = get_class(spec["encoder"]["_target_"])
-        return ExportedStudent(spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"]))
+        return ExportedStudent(
+            spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"], device)
+        )
     if "onnx" not in spec:
         raise FileNotFoundError(
             f"{path}: backend={backend!r} but the export has no ONNX encoder; add it with "

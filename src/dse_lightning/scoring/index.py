@@ -4,12 +4,17 @@
     index = open_index("logs/.../student/export", "stores/faq", candidates=sentences)  # encodes once
     index.search(["How do I reset my password?"], k=5)  # [[Hit(index, sentence, score), ...]]
 
-A second `open_index` with the same store path loads the cached embeddings instead of encoding.
+A second `open_index` with the same store path loads the cached embeddings instead of encoding. The store
+is built through Lightning's predict loop (build.py; `python -m dse_lightning.build_store` for other
+trainers); `dtype` keeps it compact, `search` / `shortlist` pick an approximate or two-stage scorer.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +23,9 @@ from torch import Tensor
 
 from ..export import ExportedStudent, load_student
 from ..store import MANIFEST
-from .encode import encode_corpus
+from .ann import Search
+from .build import SHARD_SIZE, build_store, default_trainer, plan_for
+from .corpus import distinct, read_stream
 from .scorers import RankKey, single_output
 from .store import EmbeddingStore, student_identity
 
@@ -59,10 +66,12 @@ class CandidateIndex:
         store: EmbeddingStore,
         label: str | None = None,
         chunk_size: int = 1024,
+        search: Search | None = None,
+        shortlist: int | None = None,
     ) -> None:
         self.student, self.store = student, store
         self.key, self.column = rank_key(student.spec, label)
-        self.scorer = student.head.scorer(store.embeddings, chunk_size)
+        self.scorer = student.head.scorer(store.candidates, chunk_size, search, shortlist)
 
     def _scores(self, logits: Tensor) -> Tensor:
         scores = self.student.kind.scores(logits)  # (k,) or (k, C)
@@ -82,32 +91,90 @@ class CandidateIndex:
         return results
 
 
+def build(
+    student_dir: Path,
+    store_path: Path,
+    candidates: Path,
+    dtype: str,
+    backend: str,
+    batch_size: int,
+    progress: bool,
+    index: Search | None = None,
+) -> None:
+    """The store over `candidates` (a file) in one CPU process; other trainers: `python -m
+    dse_lightning.build_store`."""
+    plan = plan_for(student_dir, candidates, store_path, backend, SHARD_SIZE)
+    build_store(
+        default_trainer(plan, progress),
+        plan,
+        student_dir,
+        candidates,
+        store_path,
+        dtype,
+        backend,
+        batch_size,
+        index,
+    )
+
+
 def open_index(
     student_dir: str | Path,
     store_path: str | Path,
-    candidates: list[str] | None = None,
+    candidates: Iterable[str] | str | Path | None = None,
     rebuild: bool = False,
     label: str | None = None,
     batch_size: int = 64,
     chunk_size: int = 1024,
     progress: bool = True,
     backend: str = "torch",
+    dtype: str = "float32",
+    search: Search | None = None,
+    shortlist: int | None = None,
 ) -> CandidateIndex:
-    """Load the store at `store_path` (checked against this student and `candidates`), or build it;
-    backend: how the student encodes (load_student), part of the store's identity."""
+    """Load the store at `store_path` (checked against this student and `candidates`), or build it.
+
+    candidates: sentences, or a file of them (one per line, streamed); their distinct lines are the rows.
+    backend: how the student encodes (load_student), part of the store's identity. dtype: the rows'
+    storage when building (float32, float16, int8). search / shortlist: the scorer (heads.scorer)."""
     student, student_id = load_student(student_dir, backend), student_identity(student_dir, backend)
     store_path = Path(store_path)
-    distinct = list(dict.fromkeys(candidates)) if candidates is not None else None
     if (store_path / MANIFEST).is_file() and not rebuild:
         store = EmbeddingStore.load(store_path, student_id)
-        if distinct is not None:
-            store.check_sentences(distinct, "the given candidates")
+        if candidates is not None:
+            store.check_sentences(_distinct(candidates), "the given candidates")
         log.info("loaded %d cached candidate embeddings from %s", len(store.sentences), store_path)
-    elif distinct is None:
+    elif candidates is None:
         raise FileNotFoundError(f"{store_path}: no embedding store there; give the candidates to build one")
     else:
-        embeddings = encode_corpus(student.encode_batch, distinct, batch_size, progress)
-        store = EmbeddingStore(embeddings, distinct, student_id)
-        store.save(store_path)
-        log.info("encoded %d candidates into %s", len(distinct), store_path)
-    return CandidateIndex(student, store, label, chunk_size)
+        with _as_file(candidates, store_path) as path:
+            # an approximate index asked for is built once, with the store
+            index = search if search is not None and search.mode != "exact" else None
+            build(Path(student_dir), store_path, path, dtype, backend, batch_size, progress, index)
+        store = EmbeddingStore.load(store_path, student_id)
+        log.info("encoded %d candidates into %s", len(store.sentences), store_path)
+    return CandidateIndex(student, store, label, chunk_size, search, shortlist)
+
+
+def _distinct(candidates: Iterable[str] | str | Path) -> Iterable[str]:
+    if isinstance(candidates, str | Path):
+        return distinct(read_stream(candidates, "candidates"))
+    return distinct(c.strip() for c in candidates if c.strip())
+
+
+@contextmanager
+def _as_file(candidates: Iterable[str] | str | Path, store_path: Path) -> Iterator[Path]:
+    """A candidates file: the given one, or the sentences written to a temp file beside the store."""
+    if isinstance(candidates, str | Path):
+        yield Path(candidates)
+        return
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{store_path.name}.", suffix=".txt", dir=store_path.parent)
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            for sentence in candidates:
+                if "\n" in sentence.strip():
+                    raise ValueError(f"a candidate holds a line break: {sentence!r}; one sentence a line")
+                f.write(sentence.strip() + "\n")
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)

@@ -1,15 +1,19 @@
 """Candidate embeddings cached on disk, tied to the student that made them.
 
-A store is an artifact folder (store.py): `embeddings.safetensors` ({"embeddings": (N, d) float32}, row i
-embeds sentence i) and `sentences.json` (the N candidates in row order), with the manifest's meta holding
-the student's identity, N, d and the sentences' checksum. Loading checks every file's sha256, then the
+A store is an artifact folder (store.py): `embeddings.safetensors` ({"embeddings": (N, d)} in the store's
+dtype, float32, float16 or int8 codes with their ranges: compact.py; row i embeds sentence i) and
+`sentences.json` (the N candidates in row order), with the manifest's meta holding the student's
+identity, N, d, the dtype and the sentences' checksum. Loading checks every file's sha256, then the
 student's identity: embeddings mean something only to the student that computed them (its encoder made
 them, its head scores them), so a store from another one is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from torch import Tensor
 from ..export.student_io import KIND as EXPORT
 from ..store import publish, read_manifest, verify
 from ..utils.io import sha256_json
+from .ann import FaissIndex
+from .compact import Candidates
 
 KIND = "embedding store"
 
@@ -39,38 +45,58 @@ def student_identity(export_dir: str | Path, backend: str = "torch") -> str:
     return sha256_json(used)
 
 
-def sentences_checksum(sentences: list[str]) -> str:
-    return sha256_json(sentences)
+def sentences_checksum(sentences: Iterable[str]) -> str:
+    """sha256 of the sentences in row order, one per line: computable while streaming a corpus."""
+    digest = hashlib.sha256()
+    for sentence in sentences:
+        digest.update(sentence.encode() + b"\n")
+    return digest.hexdigest()
 
 
 @dataclass
 class EmbeddingStore:
-    embeddings: Tensor  # (N, d) float32
+    candidates: Candidates  # (N, d) as stored
     sentences: list[str]
     student_id: str
 
     def __post_init__(self) -> None:
-        if self.embeddings.dim() != 2 or self.embeddings.shape[0] != len(self.sentences):
+        if isinstance(self.candidates, Tensor):  # float32 rows
+            self.candidates = Candidates(self.candidates.detach().float())
+        if len(self.candidates) != len(self.sentences):
             raise ValueError(
-                f"EmbeddingStore: embeddings of shape {tuple(self.embeddings.shape)} for "
-                f"{len(self.sentences)} sentences; expected ({len(self.sentences)}, d)"
+                f"EmbeddingStore: {len(self.candidates)} embeddings for {len(self.sentences)} sentences; "
+                "expected one row per sentence"
             )
 
-    def save(self, path: str | Path) -> Path:
-        """Write the store folder atomically (a killed write leaves no half store)."""
+    @classmethod
+    def encode(cls, embeddings: Tensor, sentences: list[str], student_id: str, dtype: str = "float32"):
+        """A store of float rows (N, d) kept as `dtype` (float32, float16, int8)."""
+        return cls(Candidates.encode(embeddings, dtype), sentences, student_id)
+
+    def meta(self) -> dict:
+        return {
+            "student": self.student_id,
+            "n": len(self.candidates),
+            "dim": self.candidates.dim,
+            "dtype": self.candidates.dtype,
+            "sentences_sha256": sentences_checksum(self.sentences),
+        }
+
+    def save(self, path: str | Path, writer: bool = True, indexes: Iterable[FaissIndex] = ()) -> Path:
+        """Write the store folder atomically (a killed write leaves no half store), with `indexes`
+        (faiss, over the normalised rows: what the dot head and two-stage shortlists search)."""
 
         def write(tmp: Path) -> dict:
-            save_file({"embeddings": self.embeddings.float().contiguous()}, tmp / "embeddings.safetensors")
+            save_file(self.candidates.tensors(), tmp / "embeddings.safetensors")
             (tmp / "sentences.json").write_text(json.dumps(self.sentences, ensure_ascii=False))
-            n, dim = self.embeddings.shape
-            return {
-                "student": self.student_id,
-                "n": n,
-                "dim": dim,
-                "sentences_sha256": sentences_checksum(self.sentences),
-            }
+            saved = {}
+            for index in indexes:
+                (tmp / "index").mkdir(exist_ok=True)
+                saved[index.key] = f"index/{re.sub(r'[^A-Za-z0-9]+', '_', index.key)}.faiss"
+                index.save(tmp / saved[index.key])
+            return self.meta() | ({"indexes": saved} if saved else {})
 
-        return publish(path, KIND, write, writer=True).path
+        return publish(path, KIND, write, writer=writer).path
 
     @classmethod
     def load(cls, path: str | Path, student_id: str) -> EmbeddingStore:
@@ -84,12 +110,14 @@ class EmbeddingStore:
                 "with this student (a new --store path, or --rebuild)."
             )
         sentences = json.loads((path / "sentences.json").read_text())
-        return cls(load_file(path / "embeddings.safetensors")["embeddings"], sentences, student_id)
+        candidates = Candidates.from_tensors(load_file(path / "embeddings.safetensors"), meta["dtype"])
+        candidates.indexes = {key: path / rel for key, rel in meta.get("indexes", {}).items()}
+        return cls(candidates, sentences, student_id)
 
-    def check_sentences(self, sentences: list[str], source: str) -> None:
-        """Refuse a store built over other candidates than `sentences` (read from `source`)."""
+    def check_sentences(self, sentences: Iterable[str], source: str) -> None:
+        """Refuse a store built over other candidates than the distinct `sentences` (read from `source`)."""
         if sentences_checksum(sentences) != sentences_checksum(self.sentences):
             raise StoreMismatchError(
-                f"the store holds {len(self.sentences)} candidates, not those of {source} "
-                f"({len(sentences)} distinct); use a new --store path or --rebuild"
+                f"the store holds {len(self.sentences)} candidates, not those of {source}; "
+                "use a new --store path or --rebuild"
             )

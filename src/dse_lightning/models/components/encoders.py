@@ -47,8 +47,9 @@ class SentenceEncoder(nn.Module, metaclass=ABCMeta):
 
     @classmethod
     @abstractmethod
-    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
-        """The exported encoder as a function of raw sentences (eval mode, no training code)."""
+    def load_export(cls, folder: Path, spec: dict, max_length: int, device: str = "cpu") -> EncodeFn:
+        """The exported encoder as a function of raw sentences (eval mode, no training code), on `device`
+        (the embeddings it returns too)."""
 
     def _target(self) -> dict:
         return {"_target_": f"{type(self).__module__}.{type(self).__qualname__}"}
@@ -179,11 +180,11 @@ class TransformerEncoder(SentenceEncoder):
         return self._target()
 
     @classmethod
-    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
+    def load_export(cls, folder: Path, spec: dict, max_length: int, device: str = "cpu") -> EncodeFn:
         from sentence_transformers import SentenceTransformer
 
         # trust_remote_code: modules.json names the DSEPooling shipped in the folder (older exports: ours).
-        model = SentenceTransformer(str(folder), device="cpu", trust_remote_code=True)
+        model = SentenceTransformer(str(folder), device=str(device), trust_remote_code=True)
         # the caller batches (ExportedStudent.encode): one sentence-transformers batch per call
         return lambda batch: model.encode(
             batch, batch_size=len(batch), convert_to_tensor=True, show_progress_bar=False
@@ -274,16 +275,16 @@ class BiLSTMEncoder(SentenceEncoder):
         return {**self._target(), **sizes, "hidden_dim": self.hidden_dim, "num_layers": self.lstm.num_layers}
 
     @classmethod
-    def load_export(cls, folder: Path, spec: dict, max_length: int) -> EncodeFn:
+    def load_export(cls, folder: Path, spec: dict, max_length: int, device: str = "cpu") -> EncodeFn:
         encoder = cls(**{k: v for k, v in spec.items() if k != "_target_"}, dropout=0.0)
         encoder.load_state_dict(load_file(folder / "encoder.safetensors"))
-        encoder.eval()
+        encoder.eval().to(device)
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
 
         def encode(batch: list[str]) -> Tensor:
             feats = tokenizer(
                 batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt"
             )
-            return encoder(feats["input_ids"], feats["attention_mask"])
+            return encoder(feats["input_ids"].to(device), feats["attention_mask"].to(device))
 
         return encode

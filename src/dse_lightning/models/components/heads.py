@@ -23,8 +23,10 @@ class PairHead(nn.Module):
         """Constructor arguments with the class path: what `from_spec` rebuilds the head from."""
         raise NotImplementedError
 
-    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
-        """A scorer of one query embedding against the (N, D) cached `candidates` (eval mode assumed)."""
+    def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
+        """A scorer of one query embedding against the (N, D) cached `candidates` (a tensor or
+        scoring.Candidates; eval mode assumed). search: scoring.Search (how an index searches);
+        shortlist: M for two-stage scoring (heads that are not a search themselves)."""
         raise NotImplementedError
 
     @staticmethod
@@ -77,10 +79,18 @@ class ConcatHead(PairHead):
             "hidden_dim": hidden,
         }
 
-    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
-        from ...scoring.scorers import ConcatScorer
+    def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
+        from ...scoring.scorers import ConcatScorer, TwoStage
 
-        return ConcatScorer(self, candidates, chunk_size)
+        full = ConcatScorer(self, candidates, chunk_size)
+        if shortlist is None:
+            if search is not None and search.mode != "exact":
+                raise ValueError(
+                    f"search mode {search.mode!r} with the concat head needs a two-stage shortlist "
+                    "(--shortlist M): the head itself has no index to search"
+                )
+            return full
+        return TwoStage(full, shortlist, search)
 
 
 class DotHead(PairHead):
@@ -118,7 +128,9 @@ class DotHead(PairHead):
     def spec(self) -> dict:
         return {**self._target(), "embed_dim": self.embed_dim, "num_outputs": 1, "normalize": self.normalize}
 
-    def scorer(self, candidates: Tensor, chunk_size: int = 1024):
+    def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
         from ...scoring.scorers import DotScorer
 
-        return DotScorer(self, candidates)
+        if shortlist is not None:
+            raise ValueError("the dot head searches its index directly: a two-stage shortlist is for concat")
+        return DotScorer(self, candidates, search)
