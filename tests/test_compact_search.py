@@ -39,6 +39,23 @@ def test_compact_rows_decode_close_and_save(dtype: str, tol: float, tmp_path: Pa
     assert loaded.dtype == dtype and torch.equal(loaded.rows(), cands.rows())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_block_by_block_storage_equals_faiss_on_the_whole(dtype: str) -> None:
+    """A store joined shard by shard holds what one pass over all rows gives; int8 the codes of faiss's
+    own QT_8bit training on the whole matrix (the ranges are the blocks' min / max)."""
+    import faiss
+
+    x = clustered(300, 16)
+    blocks = Candidates.encode_blocks(lambda: iter(x.split(70)), dtype)
+    whole = Candidates.encode(x, dtype)
+    assert blocks.dtype == dtype and torch.equal(blocks.data, whole.data)
+    if dtype == "int8":
+        sq = faiss.ScalarQuantizer(16, faiss.ScalarQuantizer.QT_8bit)
+        sq.train(x.numpy())
+        assert torch.equal(blocks.trained, torch.from_numpy(faiss.vector_to_array(sq.trained)))
+        assert torch.equal(blocks.data, torch.from_numpy(sq.compute_codes(x.numpy())))
+
+
 def test_bad_dtype_and_search_are_refused() -> None:
     with pytest.raises(ValueError, match="bfloat16"):
         Candidates.encode(torch.randn(3, 4), "bfloat16")

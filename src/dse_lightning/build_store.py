@@ -21,6 +21,7 @@ register_resolvers()
 
 
 def run(cfg: DictConfig) -> Path:
+    """The store's path (built on every rank's call; rank 0 publishes it)."""
     store = Path(cfg.store)
     if (store / MANIFEST).is_file() and not cfg.rebuild:
         log.info("%s exists; rebuild=true encodes the candidates again", store)
@@ -31,9 +32,9 @@ def run(cfg: DictConfig) -> Path:
         default_root_dir=cfg.paths.output_dir,
     )  # fmt: skip
     index = Search(**cfg.index) if cfg.index.mode else None
-    return build_store(
-        trainer, plan, cfg.export, cfg.candidates, store, cfg.dtype, cfg.backend, cfg.batch_size, index
-    )
+    args = (cfg.export, cfg.candidates, store, cfg.dtype, cfg.backend, cfg.batch_size, index)
+    build_store(trainer, plan, *args)
+    return store
 
 
 @hydra.main(config_path=CONFIG_PATH, config_name="build_store", version_base=None)

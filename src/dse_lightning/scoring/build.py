@@ -10,8 +10,8 @@ which encodes it in length-sorted batches and publishes it as an artifact of its
 When every rank is done, rank 0 joins the shards in row order into the store (float32, float16 or int8)
 and removes the work folder; the store's manifest is written last.
 
-Memory: one shard of sentences per rank while encoding; the join holds the N float rows (compact dtypes
-are quantised from them).
+Memory: one shard of sentences per rank while encoding; the join holds the N rows in the store's dtype
+and one shard's float rows (compact dtypes are stored shard by shard: compact.Candidates.encode_blocks).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from ..export import load_student
 from ..store import publish, verify
 from ..utils.io import CorruptArtifactError, sha256_file
 from .ann import Search
-from .compact import check_dtype
+from .compact import Candidates, check_dtype
 from .corpus import distinct, read_stream
 from .scorers import cosine_index
 from .store import EmbeddingStore, student_identity
@@ -86,6 +86,7 @@ class ShardPlan:
         if size < 1:
             raise ValueError(f"shard_size must be >= 1, got {size}")
         self.work, self.size, self.meta = Path(f"{store}.work"), size, {**meta, "shard_size": size}
+        self.verified: set[int] = set()  # shards whose files were hashed (finished() or written here)
 
     def path(self, number: int) -> Path:
         return self.work / "shards" / f"{number:06d}"
@@ -104,6 +105,7 @@ class ShardPlan:
                     f"delete {self.work} to start this one"
                 )
             done.add(int(folder.name))
+        self.verified |= done
         return done
 
     def write(self, number: int, sentences: list[str], embeddings: torch.Tensor) -> None:
@@ -113,16 +115,21 @@ class ShardPlan:
             return {**self.meta, "shard": number, "n": len(sentences)}
 
         publish(self.path(number), SHARD, files, writer=True)
+        self.verified.add(number)
 
-    def join(self, count: int) -> tuple[torch.Tensor, list[str]]:
-        """Every shard's rows in order; a missing one is an error naming it."""
-        blocks, sentences = [], []
-        for number in range(count):
-            folder = self.path(number)
-            verify(folder, SHARD, f"delete {self.work} and build again")  # finished() checked its meta
-            blocks.append(load_file(folder / "embeddings.safetensors")["embeddings"])
-            sentences += json.loads((folder / "sentences.json").read_text())
-        return torch.cat(blocks), sentences
+    def join(self, count: int, dtype: str) -> tuple[Candidates, list[str]]:
+        """Every shard's rows in order, stored as `dtype`; a missing or corrupt one is an error naming it."""
+        for number in set(range(count)) - self.verified:  # written by other ranks: hashed once, here
+            verify(self.path(number), SHARD, f"delete {self.work} and build again")
+        self.verified |= set(range(count))
+
+        def blocks() -> Iterator[torch.Tensor]:
+            for number in range(count):
+                yield load_file(self.path(number) / "embeddings.safetensors")["embeddings"]
+
+        texts = (json.loads((self.path(n) / "sentences.json").read_text()) for n in range(count))
+        sentences = [s for block in texts for s in block]
+        return Candidates.encode_blocks(blocks, dtype), sentences
 
 
 class EncodeModule(pl.LightningModule):
@@ -184,10 +191,11 @@ def build_store(
     backend: str = "torch",
     batch_size: int = 64,
     index: Search | None = None,
-) -> Path:
-    """Encode `candidates` with the student at `export` into the store at `store` (see the module doc).
-    `trainer` must carry `ShardWriter(plan)` among its callbacks. index: a faiss index over the normalised
-    rows built and saved with the store (what `--search` then loads instead of building)."""
+) -> EmbeddingStore | None:
+    """Encode `candidates` with the student at `export` into the store at `store` (see the module doc);
+    the published store on rank 0 (None on the others). `trainer` must carry `ShardWriter(plan)` among
+    its callbacks. index: a faiss index over the normalised rows built and saved with the store (what
+    `--search` then loads instead of building)."""
     check_dtype(dtype)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -198,12 +206,12 @@ def build_store(
         warnings.filterwarnings("ignore", message="Couldn't infer the batch indices")
         trainer.predict(module, dataloaders=DataLoader(data, batch_size=None), return_predictions=False)
     trainer.strategy.barrier("store shards")
+    built = None
     if trainer.is_global_zero:
-        embeddings, sentences = plan.join(data.count)
-        built = EmbeddingStore.encode(embeddings, sentences, plan.meta["student"], dtype)
-        del embeddings  # the float rows, before the index takes its own copy
+        rows, sentences = plan.join(data.count, dtype)
+        built = EmbeddingStore(rows, sentences, plan.meta["student"])
         built.save(store, indexes=[cosine_index(built.candidates, index)] if index else [])
         shutil.rmtree(plan.work, ignore_errors=True)
         log.info("built %s: %d candidates in %d shard(s), %s", store, len(sentences), data.count, dtype)
     trainer.strategy.barrier("store published")
-    return Path(store)
+    return built

@@ -10,7 +10,7 @@ between them (`trained` holds the 2·d floats). faiss encodes and decodes it; we
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,17 +59,23 @@ class Candidates:
     @classmethod
     def encode(cls, x: Tensor, dtype: str = "float32") -> Candidates:
         """Store float rows (N, d) as `dtype`; int8 learns its per-dimension ranges from these rows."""
-        x = x.detach().float().contiguous()
-        if check_dtype(dtype) == "float32":
-            return cls(x, dtype)
-        if dtype == "float16":
-            return cls(x.half(), dtype)
-        sq = _quantizer(x.shape[1])
-        sq.train(x.numpy())
-        import faiss
+        return cls.encode_blocks(lambda: iter([x]), dtype)
 
-        trained = torch.from_numpy(faiss.vector_to_array(sq.trained).copy())
-        return cls(torch.from_numpy(sq.compute_codes(x.numpy())), dtype, trained)
+    @classmethod
+    def encode_blocks(cls, blocks: Callable[[], Iterator[Tensor]], dtype: str = "float32") -> Candidates:
+        """Store the float rows that `blocks()` yields, block by block, as `dtype`: only the stored rows
+        and one float block are held at a time (int8 reads the blocks twice: ranges, then codes)."""
+        if check_dtype(dtype) != "int8":
+            cast = torch.float16 if dtype == "float16" else torch.float32
+            return cls(torch.cat([b.detach().to(cast) for b in blocks()]).contiguous(), dtype)
+        lo = hi = None
+        for b in blocks():  # faiss's QT_8bit training (RS_minmax): per dimension [min, max - min]
+            b_lo, b_hi = b.detach().float().amin(0), b.detach().float().amax(0)
+            lo, hi = (b_lo, b_hi) if lo is None else (torch.minimum(lo, b_lo), torch.maximum(hi, b_hi))
+        trained = torch.cat([lo, hi - lo])
+        sq = _quantizer(len(lo), trained)
+        codes = [sq.compute_codes(b.detach().float().contiguous().numpy()) for b in blocks()]
+        return cls(torch.from_numpy(np.concatenate(codes)), dtype, trained)
 
     def __len__(self) -> int:
         return self.data.shape[0]

@@ -91,32 +91,6 @@ class CandidateIndex:
         return results
 
 
-def build(
-    student_dir: Path,
-    store_path: Path,
-    candidates: Path,
-    dtype: str,
-    backend: str,
-    batch_size: int,
-    progress: bool,
-    index: Search | None = None,
-) -> None:
-    """The store over `candidates` (a file) in one CPU process; other trainers: `python -m
-    dse_lightning.build_store`."""
-    plan = plan_for(student_dir, candidates, store_path, backend, SHARD_SIZE)
-    build_store(
-        default_trainer(plan, progress),
-        plan,
-        student_dir,
-        candidates,
-        store_path,
-        dtype,
-        backend,
-        batch_size,
-        index,
-    )
-
-
 def open_index(
     student_dir: str | Path,
     store_path: str | Path,
@@ -146,11 +120,13 @@ def open_index(
     elif candidates is None:
         raise FileNotFoundError(f"{store_path}: no embedding store there; give the candidates to build one")
     else:
+        # one CPU process here; other trainers: `python -m dse_lightning.build_store`
         with _as_file(candidates, store_path) as path:
-            # an approximate index asked for is built once, with the store
-            index = search if search is not None and search.mode != "exact" else None
-            build(Path(student_dir), store_path, path, dtype, backend, batch_size, progress, index)
-        store = EmbeddingStore.load(store_path, student_id)
+            plan = plan_for(student_dir, path, store_path, backend, SHARD_SIZE)
+            index = search if search is not None and search.mode != "exact" else None  # built with the store
+            trainer = default_trainer(plan, progress)
+            args = (student_dir, path, store_path, dtype, backend, batch_size, index)
+            store = build_store(trainer, plan, *args)
         log.info("encoded %d candidates into %s", len(store.sentences), store_path)
     return CandidateIndex(student, store, label, chunk_size, search, shortlist)
 

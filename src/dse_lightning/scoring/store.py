@@ -84,19 +84,23 @@ class EmbeddingStore:
 
     def save(self, path: str | Path, writer: bool = True, indexes: Iterable[FaissIndex] = ()) -> Path:
         """Write the store folder atomically (a killed write leaves no half store), with `indexes`
-        (faiss, over the normalised rows: what the dot head and two-stage shortlists search)."""
+        (faiss, over the normalised rows: what the dot head and two-stage shortlists search); this store
+        then reads its indexes from there, as a loaded one would."""
+        saved = {}
 
         def write(tmp: Path) -> dict:
             save_file(self.candidates.tensors(), tmp / "embeddings.safetensors")
             (tmp / "sentences.json").write_text(json.dumps(self.sentences, ensure_ascii=False))
-            saved = {}
             for index in indexes:
                 (tmp / "index").mkdir(exist_ok=True)
                 saved[index.key] = f"index/{re.sub(r'[^A-Za-z0-9]+', '_', index.key)}.faiss"
                 index.save(tmp / saved[index.key])
             return self.meta() | ({"indexes": saved} if saved else {})
 
-        return publish(path, KIND, write, writer=writer).path
+        published = publish(path, KIND, write, writer=writer).path
+        if writer:
+            self.candidates.indexes = {key: published / rel for key, rel in saved.items()}
+        return published
 
     @classmethod
     def load(cls, path: str | Path, student_id: str) -> EmbeddingStore:
