@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +25,8 @@ def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
     cells = {
         (t, d): [tmp_path / f"{t}{d}s{s}" for s in range(3)] for t in ("mrpc", "stsb") for d in (6, 3, 2)
     }
+    for cell in (c for group in cells.values() for c in group):
+        (cell / "student" / "export").mkdir(parents=True)
     calls = []
 
     def fake_eval(export, task, backend):
@@ -49,3 +53,25 @@ def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
     assert (tmp_path / "frontier.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="no encode_speed rows: run `make bench` first"):
         frontier.attach_speed(rows, {"rows": []})
+
+
+def test_a_cell_without_its_export_counts_its_runs_metrics_for_torch_only(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Exports are not in git: torch falls back to the run's own dev evaluation, int8 leaves the seed out."""
+    cells = [tmp_path / f"s{s}" for s in range(3)]
+    for cell in cells[:1]:
+        (cell / "student" / "export").mkdir(parents=True)
+    monkeypatch.setattr(frontier, "_cells", lambda task, depth: cells)
+    monkeypatch.setattr(frontier, "evaluate_export", lambda export, task, backend: {"pearson": 0.5})
+    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {}})
+    run = SimpleNamespace(student=SimpleNamespace(metrics={"pearson": 0.8}))
+    monkeypatch.setattr(frontier, "result", lambda cell: run)
+    rows = [r for r in frontier.quality(["stsb"], tmp_path / "evaluations.json") if r["layers"] == 6]
+    torch_row, int8_row = rows
+    assert torch_row["seeds"] == 3 and torch_row["score"] == pytest.approx((0.5 + 0.8 + 0.8) / 3)
+    assert (
+        int8_row["seeds"] == 1 and int8_row["score"] == pytest.approx(0.5) and int8_row["score_std"] is None
+    )
+    shutil.rmtree(cells[0])  # once evaluated, a cell's served figures stay (evaluations.json)
+    assert frontier.quality(["stsb"], tmp_path / "evaluations.json")[:2] == rows
