@@ -97,8 +97,10 @@ def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) 
     assert rows[200, "float32", "ivf"]["recall@10"] == 1.0  # nprobe = nlist: every list is read
     assert rows[200, "int8", "exact"]["store_mib"] == pytest.approx(exact["store_mib"] / 4)
     assert exact["x_memory_floor"] == pytest.approx(exact["score_s"] / exact["memory_floor_s"])
-    two = {r["shortlist"]: r for r in search["two_stage"]}
-    assert two[200]["same_top10"] == 1.0  # M = N: the full pass
-    assert 0.0 <= two[20]["recall@10"] <= 1.0 and two[20]["x_faster"] > 0
+    two = {(r["search"]["mode"], r["shortlist"]): r for r in search["two_stage"]}
+    assert set(two) == {(mode, m) for mode in ("exact", "ivf", "hnsw") for m in (200, 20)}
+    assert two["exact", 200]["same_top10"] == 1.0 and two["ivf", 200]["same_top10"] == 1.0  # M = N: all
+    assert two["exact", 200]["full_score_s"] == two["hnsw", 20]["full_score_s"]  # one full pass per N
+    assert 0.0 <= two["hnsw", 20]["recall@10"] <= 1.0 and two["exact", 20]["x_faster"] > 0
     text = (out / "results.md").read_text()
     assert "## Corpus-scale search" in text and (out / "search_vs_n.png").stat().st_size > 0

@@ -186,6 +186,28 @@ def test_exact_search_split_in_parts_equals_one_part(dtype: str) -> None:
         Search("ivf", threads=2)
 
 
+def test_each_part_is_scanned_by_one_openmp_thread() -> None:
+    """OpenMP's thread count is per thread: a pool thread left at the default ran its part's scan with a
+    second OpenMP thread each, and the split scan took as long as one (measured at 1M)."""
+    import faiss
+
+    seen = []
+
+    class Part:
+        def __init__(self, index) -> None:
+            self.index = index
+
+        def search(self, x, k):
+            seen.append(faiss.omp_get_max_threads())
+            return self.index.search(x, k)
+
+    split = cosine_index(Candidates.encode(clustered(400, 16)), Search(threads=2))
+    split.parts = [(lo, Part(part)) for lo, part in split.parts]
+    faiss.omp_set_num_threads(2)
+    split.search(F.normalize(clustered(1, 16, seed=4)[0], dim=-1), 10)
+    assert seen == [1, 1] and faiss.omp_get_max_threads() == 2  # the caller's setting is left as it was
+
+
 def test_batched_search_finds_what_single_queries_find() -> None:
     cands = Candidates.encode(clustered(700, 16), "float16")
     queries = F.normalize(clustered(6, 16, seed=3), dim=-1)

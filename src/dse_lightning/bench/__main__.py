@@ -91,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     g.add_argument("--two-stage-ns", type=int, nargs="*", default=[100000], help="N of the two-stage rows")
     g.add_argument("--shortlists", type=int, nargs="+", default=[1000], help="two-stage shortlist sizes M")
     g.add_argument("--two-stage-queries", type=int, default=100, help="queries of the two-stage agreement")
+    g.add_argument(
+        "--two-stage-modes",
+        nargs="+",
+        choices=MODES,
+        default=list(MODES),
+        help="how the shortlist is searched (exact, or an ANN index with the options above)",
+    )
     p.add_argument("--copy-gib", type=float, default=1.0, help="GiB copied to measure memory bandwidth")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="experiments/bench", help="output folder")

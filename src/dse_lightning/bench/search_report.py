@@ -43,15 +43,18 @@ def _two_stage(search: dict, k: int) -> list[str]:
         return []
     lines = [
         "",
-        f"Two-stage concat: the M rows nearest the query by cosine (exact search), re-scored by the concat "
-        f"head, against the concat head over all N ({search['two_stage'][0]['queries']} queries).",
+        f"Two-stage concat: the M rows nearest the query by cosine (by the shortlist index: exact, IVF or "
+        f"HNSW over the same embeddings), re-scored by the concat head, against the concat head over all N "
+        f"({search['two_stage'][0]['queries']} queries).",
         "",
-        f"| N | M | s / query | full pass s / query | x faster | recall@{k} | same top-{k} |",
-        "|---|---|---|---|---|---|---|",
+        f"| N | M | shortlist index | s / query | full pass s / query | x faster | recall@{k} "
+        f"| same top-{k} |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in search["two_stage"]:
         lines.append(
-            f"| {r['n']:,} | {r['shortlist']:,} | {r['score_s']:.5f} | {r['full_score_s']:.4f} "
+            f"| {r['n']:,} | {r['shortlist']:,} | `{r['factory']}` | {r['score_s']:.5f} "
+            f"| {r['full_score_s']:.4f} "
             f"| {r['x_faster']:.1f} | {r[f'recall@{k}']:.4f} | {r[f'same_top{k}']:.3f} |"
         )
     return lines

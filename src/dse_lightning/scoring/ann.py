@@ -64,8 +64,9 @@ class Search:
 
 
 class single_thread:  # noqa: N801 - a context manager read like a statement
-    """faiss with one OpenMP thread: one query is one scan, and a second thread only adds a barrier that
-    stalls the scan (by ~10x, measured) whenever another process holds the other core."""
+    """faiss with one OpenMP thread in the calling thread (OpenMP's thread count is a per-thread setting):
+    one query is one scan, and a second thread only adds a barrier that stalls the scan (by ~10x,
+    measured) whenever another process holds the other core."""
 
     def __enter__(self):
         import faiss
@@ -164,11 +165,10 @@ class FaissIndex:
     def search(self, q: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """q (d,) -> (inner products (k,), indices (k,) int64), best first; fewer hits -> -1 dropped."""
         x = np.ascontiguousarray(q.float().reshape(1, -1).numpy())
-        with single_thread():
-            if self.pool is None:
-                found = [(0, *self.index.search(x, k))]
-            else:
-                found = list(self.pool.map(lambda p: (p[0], *p[1].search(x, k)), self.parts))
+        if self.pool is None:
+            found = [_search_part((0, self.index), x, k)]
+        else:  # each pool thread sets its own OpenMP count (left at 2, both parts took as long as one)
+            found = list(self.pool.map(lambda p: _search_part(p, x, k), self.parts))
         sims = np.concatenate([s[0] for _, s, _ in found])
         idx = np.concatenate([np.where(i[0] >= 0, i[0] + lo, -1) for lo, _, i in found])
         keep = idx >= 0  # IVF probing few lists can return fewer than k
@@ -177,3 +177,8 @@ class FaissIndex:
             best = sims.topk(min(k, len(sims))).indices
             sims, idx = sims[best], idx[best]
         return sims, idx
+
+
+def _search_part(part: tuple[int, object], x: np.ndarray, k: int) -> tuple[int, np.ndarray, np.ndarray]:
+    with single_thread():
+        return (part[0], *part[1].search(x, k))

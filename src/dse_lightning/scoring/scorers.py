@@ -181,11 +181,18 @@ class TwoStage:
     """The concat head over a shortlist: the M candidates nearest the query by cosine (the same student's
     embeddings, an exact or ANN index), re-scored exactly; the top k of those."""
 
-    def __init__(self, concat: ConcatScorer, shortlist: int, search: Search | None = None) -> None:
+    def __init__(
+        self,
+        concat: ConcatScorer,
+        shortlist: int,
+        search: Search | None = None,
+        index: FaissIndex | None = None,
+    ) -> None:
+        """index: a cosine index over the same candidates already built (else built from `search`)."""
         if shortlist < 1:
             raise ValueError(f"two-stage shortlist must be >= 1, got {shortlist}")
         self.concat, self.shortlist = concat, shortlist
-        self.index = cosine_index(concat.candidates, search)
+        self.index = index if index is not None else cosine_index(concat.candidates, search)
 
     def __len__(self) -> int:
         return len(self.concat)
