@@ -166,7 +166,8 @@ def plot(rows: list[dict], path: Path) -> None:
         for r in (r for r in rows if r["task"] == task and r["score"] is not None):
             x = r.get("sentences_per_s") or r["pairs_per_s"]
             marker = "*" if "pairs_per_s" in r else ("o" if r["backend"] == "torch" else "s")
-            label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']}"
+            seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
+            label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']} ({seeds})"
             ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8)
         ax.set_xscale("log")
         ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads")
