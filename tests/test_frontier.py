@@ -22,9 +22,13 @@ BENCH = {
 
 
 def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
+    models = list(frontier.SOURCES)
     cells = {
-        (t, d): [tmp_path / f"{t}{d}s{s}" for s in range(3)] for t in ("mrpc", "stsb") for d in (6, 3, 2)
+        (t, m): [tmp_path / f"{t}{i}s{s}" for s in range(3)]
+        for t in ("mrpc", "stsb")
+        for i, m in enumerate(models)
     }
+    cells["mrpc", "dse 3 layers, 3 epochs"] = []  # a variant run on STS-B only: no MRPC rows
     for cell in (c for group in cells.values() for c in group):
         (cell / "student" / "export").mkdir(parents=True)
     calls = []
@@ -35,18 +39,22 @@ def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
         drop = 0.01 if backend == "onnx-int8" else 0.0
         return {"acc": 0.8 - drop + 0.01 * seed} if task == "mrpc" else {"pearson": 0.85 - drop}
 
-    monkeypatch.setattr(frontier, "_cells", lambda task, depth: cells[(task, depth)])
+    monkeypatch.setattr(frontier, "_cells", lambda task, model: cells[(task, model)])
     monkeypatch.setattr(frontier, "evaluate_export", fake_eval)
     monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {}})
     evaluations = tmp_path / "evaluations.json"
     rows = frontier.quality(["mrpc", "stsb"], evaluations)
-    assert len(rows) == 2 * 3 * 2 and len(calls) == 2 * 3 * 2 * 3
+    n = (2 * len(models) - 1) * 2  # (task, model) pairs with cells, x 2 backends
+    assert len(rows) == n and len(calls) == n * 3
+    assert [r["model"] for r in rows if r["task"] == "mrpc"].count("dse 3 layers, 3 epochs") == 0
     mrpc6 = next(r for r in rows if r["task"] == "mrpc" and r["layers"] == 6 and r["backend"] == "torch")
     assert mrpc6["score"] == pytest.approx(0.81) and mrpc6["seeds"] == 3 and mrpc6["score_std"] > 0
-    assert frontier.quality(["mrpc", "stsb"], evaluations) == rows and len(calls) == 36  # cached
-    assert len(json.loads(evaluations.read_text())) == 36
+    assert frontier.quality(["mrpc", "stsb"], evaluations) == rows and len(calls) == n * 3  # cached
+    assert len(json.loads(evaluations.read_text())) == n * 3
     frontier.attach_speed(rows, BENCH)
     assert mrpc6["sentences_per_s"] == 100.0
+    spread = next(r for r in rows if r["model"] == "dse 3 layers (2nd, 4th, 6th)" and r["backend"] == "torch")
+    assert spread["sentences_per_s"] == 400.0  # timed by the 3-layer rows
     lines = frontier.table(rows)
     assert len(lines) == 2 + len(rows) and "| mrpc | dse 6 layers | torch | 3 | acc 0.8100 |" in lines[2]
     frontier.plot(rows, tmp_path / "frontier.png")

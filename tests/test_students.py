@@ -87,6 +87,34 @@ def test_a_truncated_encoder_keeps_the_first_layers_and_pools_what_it_kept(tiny_
         TransformerEncoder(tiny_config, Pooling("mean"), num_layers=5)
 
 
+def test_kept_layers_are_the_chosen_pretrained_ones_and_export_as_a_shallow_model(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    full = BertModel(tiny_config, add_pooling_layer=False).eval()
+    full.save_pretrained(tmp_path / "full")
+    spread = TransformerEncoder(str(tmp_path / "full"), Pooling("top_k_mean", k=4), keep_layers=[1, 3]).eval()
+    assert spread.backbone.config.num_hidden_layers == 2 and spread.embed_dim == 2 * HIDDEN
+    feats = _features([5, 3], 7)
+    two = BertModel(BertConfig(**{**tiny_config.to_dict(), "num_hidden_layers": 2}), add_pooling_layer=False)
+    renamed = {  # the full model's layers 1 and 3 as layers 0 and 1, every other weight as it is
+        k.replace("layer.1.", "layer.0.").replace("layer.3.", "layer.1."): v
+        for k, v in full.state_dict().items()
+        if not k.startswith(("encoder.layer.0.", "encoder.layer.2."))
+    }
+    two.load_state_dict(renamed)
+    with torch.no_grad():
+        hidden = two.eval()(**feats, output_hidden_states=True).hidden_states
+        want = Pooling("top_k_mean", k=2)(hidden, feats["attention_mask"])
+        torch.testing.assert_close(spread(**feats), want)
+        spread.backbone.save_pretrained(tmp_path / "kept")  # what an export writes: a 2-layer model
+        again = TransformerEncoder(str(tmp_path / "kept"), Pooling("top_k_mean", k=2)).eval()
+        torch.testing.assert_close(again(**feats), spread(**feats))
+    for bad in ([3, 1], [], [0, 4]):
+        with pytest.raises(ValueError, match=r"keep_layers=.*expected increasing layer numbers in 0\.\.3"):
+            TransformerEncoder(tiny_config, Pooling("mean"), keep_layers=bad)
+    with pytest.raises(ValueError, match="not both"):
+        TransformerEncoder(tiny_config, Pooling("mean"), num_layers=2, keep_layers=[0, 1])
+
+
 def test_bilstm_output_unaffected_by_extra_padding():
     encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8, num_layers=2).eval()
     feats = _features([6, 2, 4], 6)

@@ -4,10 +4,11 @@ student depth, fp32 and int8, as a plot and a table (experiments/frontier).
     python -m dse_lightning.bench.frontier    # after `make bench` and the frontier's cells
 
 Quality: each seed's exported student evaluated on dev as served (`export.evaluate`): by torch and by the
-int8 ONNX graph (added to the export when missing). 6 layers are the cpu table's `dse_pairs_a0.5` cells, 3
-and 2 layers the frontier profile's. Speed: the benchmark's `encode_speed` rows (the same depths and
-backends, on the same sentences and threads); the teacher, a cross-encoder, has pairs/s instead (one
-forward pass per pair). Evaluations are kept in `evaluations.json`, so a rerun only evaluates what is new.
+int8 ONNX graph (added to the export when missing). 6 layers are the cpu table's `dse_pairs_a0.5` cells,
+the smaller students the frontier profiles' (`SOURCES`). Speed: the benchmark's `encode_speed` rows (the
+same depths and backends, on the same sentences and threads; a variant is timed by its depth's rows);
+the teacher, a cross-encoder, has pairs/s instead (one forward pass per pair). Evaluations are kept in
+`evaluations.json`, so a rerun only evaluates what is new.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import json
 import logging
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..export.evaluate import evaluate_export
@@ -27,23 +29,39 @@ from ..table.profile import load_profile
 from ..utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
-SOURCES = {  # depth -> (profile, its out dir, the cell spec name)
-    6: ("experiments/paper_table/profiles/cpu.yaml", "experiments/paper_table/cpu", "dse_pairs_a0.5"),
-    3: ("experiments/frontier/profile.yaml", "experiments/frontier", "dse3_pairs_a0.5"),
-    2: ("experiments/frontier/profile.yaml", "experiments/frontier", "dse2_pairs_a0.5"),
+
+
+@dataclass(frozen=True)
+class Source:
+    """One student of the frontier: its depth (the speed rows it is timed by) and where its cells are."""
+
+    layers: int
+    profile: str
+    out: str
+    spec: str  # the profile's student name
+
+
+FRONTIER = "experiments/frontier"
+SOURCES = {  # the model's label -> its cells
+    "dse 6 layers": Source(
+        6, "experiments/paper_table/profiles/cpu.yaml", "experiments/paper_table/cpu", "dse_pairs_a0.5"
+    ),
+    "dse 3 layers": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3_pairs_a0.5"),
+    "dse 3 layers (2nd, 4th, 6th)": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3spread_pairs_a0.5"),
+    "dse 3 layers, 3 epochs": Source(3, f"{FRONTIER}/profile_epochs.yaml", FRONTIER, "dse3_pairs_a0.5_e3"),
+    "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),
 }
 BACKENDS = ("torch", "onnx-int8")
 
 
-def _cells(task: str, depth: int) -> list[Path]:
-    profile_path, out, spec = SOURCES[depth]
-    profile = load_profile(profile_path)
+def _cells(task: str, model: str) -> list[Path]:
+    source = SOURCES[model]
     return [
-        c.dir(Path(out))
-        for c in profile.student_cells()
+        c.dir(Path(source.out))
+        for c in load_profile(source.profile).student_cells()
         if c.task == task
-        and c.name.rsplit("_s", 1)[0] == spec
-        and (c.dir(Path(out)) / "results.json").is_file()
+        and c.name.rsplit("_s", 1)[0] == source.spec
+        and (c.dir(Path(source.out)) / "results.json").is_file()
     ]
 
 
@@ -73,23 +91,25 @@ def quality(tasks: list[str], evaluations: Path) -> list[dict]:
     done = json.loads(evaluations.read_text()) if evaluations.is_file() else {}
     rows = []
     for task in tasks:
-        for depth in SOURCES:
-            cells = _cells(task, depth)
+        for model in SOURCES:
+            cells = _cells(task, model)
+            if not cells:
+                continue  # a variant run on the other task only
             for backend in BACKENDS:
                 evaluated = (_evaluate(c, task, backend, done) for c in cells)
                 per_seed = [m for m in evaluated if m is not None]
                 write_json(evaluations, done)  # after each: a rerun evaluates only what is new
                 scores = [statistics.fmean(m.values()) for m in per_seed]
-                rows.append(_row(task, depth, backend, per_seed, scores))
+                rows.append(_row(task, model, backend, per_seed, scores))
     return rows
 
 
-def _row(task: str, depth: int, backend: str, per_seed: list[dict], scores: list[float]) -> dict:
+def _row(task: str, model: str, backend: str, per_seed: list[dict], scores: list[float]) -> dict:
     metrics = {k: statistics.fmean(m[k] for m in per_seed) for k in per_seed[0]} if per_seed else {}
     return {
         "task": task,
-        "model": f"dse {depth} layers",
-        "layers": depth,
+        "model": model,
+        "layers": SOURCES[model].layers,
         "backend": backend,
         "seeds": len(scores),
         "metrics": metrics,
@@ -120,8 +140,8 @@ def teacher_rows(tasks: list[str], bench: dict) -> list[dict]:
 
 
 def _cells_teacher(task: str) -> list[Path]:
-    profile_path, out, _ = SOURCES[6]
-    return [c.dir(Path(out)) for c in load_profile(profile_path).teacher_cells() if c.task == task]
+    source = SOURCES["dse 6 layers"]
+    return [c.dir(Path(source.out)) for c in load_profile(source.profile).teacher_cells() if c.task == task]
 
 
 def attach_speed(rows: list[dict], bench: dict) -> None:

@@ -68,16 +68,28 @@ def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
     return {}
 
 
-def load_backbone(backbone: Backbone, num_layers: int | None = None) -> PreTrainedModel:
+def load_backbone(
+    backbone: Backbone, num_layers: int | None = None, keep_layers: list[int] | None = None
+) -> PreTrainedModel:
     """A model already built, a config or config dict (random init, for tests), or a name/path.
 
     num_layers keeps the first k transformer layers: the config asks for k (`num_hidden_layers`, which
     every BERT-style config maps to its own name), so loading pretrained weights skips the others.
+    keep_layers keeps the listed ones instead (e.g. [1, 3, 5]: spread over the depth, the way DistilBERT
+    and sentence-transformers' layer-reduction example initialise a shallower student).
     """
     if isinstance(backbone, PreTrainedModel):
-        if num_layers is not None:
-            raise ValueError("num_layers needs a backbone name, path or config, not a model already built")
+        if num_layers is not None or keep_layers is not None:
+            raise ValueError(
+                "num_layers / keep_layers need a backbone name, path or config, not a built model"
+            )
         return backbone
+    if keep_layers is not None:
+        if num_layers is not None:
+            raise ValueError(
+                "student.encoder: give num_layers (the first k) or keep_layers (which), not both"
+            )
+        return _kept(load_backbone(backbone), list(keep_layers), str(backbone))
     if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
         backbone = AutoConfig.for_model(**backbone)
     if isinstance(backbone, PretrainedConfig):
@@ -85,6 +97,21 @@ def load_backbone(backbone: Backbone, num_layers: int | None = None) -> PreTrain
         return AutoModel.from_config(config, **_no_pooler_kwargs(config))
     config = _truncated(AutoConfig.from_pretrained(backbone), num_layers, str(backbone))
     return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
+
+
+def _kept(model: PreTrainedModel, layers: list[int], where: str) -> PreTrainedModel:
+    """The model with only `layers` of its stack, renumbered 0..k-1 (what save_pretrained then writes)."""
+    stack = getattr(getattr(model, "encoder", None), "layer", None)
+    if not isinstance(stack, nn.ModuleList):
+        raise ValueError(f"student.encoder.keep_layers: {where} has no BERT-style encoder.layer stack")
+    if not layers or layers != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < len(stack):
+        raise ValueError(
+            f"student.encoder.keep_layers={layers}: expected increasing layer numbers in 0..{len(stack) - 1} "
+            f"({where} has {len(stack)} layers)"
+        )
+    model.encoder.layer = nn.ModuleList(stack[i] for i in layers)
+    model.config.num_hidden_layers = len(layers)
+    return model
 
 
 def _truncated(config: PretrainedConfig, num_layers: int | None, where: str) -> PretrainedConfig:
@@ -103,8 +130,9 @@ def _truncated(config: PretrainedConfig, num_layers: int | None, where: str) -> 
 class TransformerEncoder(SentenceEncoder):
     """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D).
 
-    num_layers: keep the backbone's first k layers (a smaller, faster student of the same teacher); a
-    top_k_mean pooling deeper than that pools every kept layer instead (its top layers are the kept ones).
+    num_layers: keep the backbone's first k layers (a smaller, faster student of the same teacher);
+    keep_layers: keep those layers instead (load_backbone). A top_k_mean pooling deeper than the kept
+    stack pools every kept layer instead (its top layers are the kept ones).
     """
 
     def __init__(
@@ -113,11 +141,13 @@ class TransformerEncoder(SentenceEncoder):
         pooling: Pooling,
         projection_dim: int | None = None,
         num_layers: int | None = None,
+        keep_layers: list[int] | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = load_backbone(backbone, num_layers)
+        self.backbone = load_backbone(backbone, num_layers, keep_layers)
         depth = self.backbone.config.num_hidden_layers
-        if pooling.mode == "top_k_mean" and pooling.k > depth and num_layers is not None:
+        cut = num_layers is not None or keep_layers is not None
+        if pooling.mode == "top_k_mean" and pooling.k > depth and cut:
             log.info(
                 "TransformerEncoder: %d layers kept, so top_k_mean pools %d layers, not %d",
                 depth,
