@@ -49,6 +49,9 @@ SOURCES = {  # the model's label -> its cells
     "dse 3 layers": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3_pairs_a0.5"),
     "dse 3 layers (2nd, 4th, 6th)": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3spread_pairs_a0.5"),
     "dse 3 layers, 3 epochs": Source(3, f"{FRONTIER}/profile_epochs.yaml", FRONTIER, "dse3_pairs_a0.5_e3"),
+    "dse 3 layers (2nd, 4th, 6th), 3 epochs": Source(
+        3, f"{FRONTIER}/profile_epochs.yaml", FRONTIER, "dse3spread_pairs_a0.5_e3"
+    ),
     "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),
 }
 BACKENDS = ("torch", "onnx-int8")
@@ -181,20 +184,23 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = sorted({r["task"] for r in rows})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colour = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}  # one per model, both panels
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5.2), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         for r in (r for r in rows if r["task"] == task and r["score"] is not None):
             x = r.get("sentences_per_s") or r["pairs_per_s"]
             marker = "*" if "pairs_per_s" in r else ("o" if r["backend"] == "torch" else "s")
             seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
             label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']} ({seeds})"
-            ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8)
+            ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8,
+                        color=colour[r["model"]])  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads")
+        ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads; o torch, square int8")
         ax.set_ylabel("dev score (mean of the task's metrics)")
         ax.set_title(f"{task}: quality vs speed")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
