@@ -56,6 +56,20 @@ def test_block_by_block_storage_equals_faiss_on_the_whole(dtype: str) -> None:
         assert torch.equal(blocks.data, torch.from_numpy(sq.compute_codes(x.numpy())))
 
 
+def test_a_store_written_before_compact_dtypes_loads_as_float32(tmp_path: Path) -> None:
+    """Its meta has no dtype (float32 rows were the only kind); it loads, it is not refused."""
+    from dse_lightning.store import MANIFEST, write_manifest
+
+    x = clustered(40, 8)
+    EmbeddingStore(Candidates.encode(x), [str(i) for i in range(40)], "s").save(tmp_path / "old")
+    manifest = json.loads((tmp_path / "old" / MANIFEST).read_text())
+    meta = {k: v for k, v in manifest["meta"].items() if k != "dtype"}
+    (tmp_path / "old" / MANIFEST).unlink()
+    write_manifest(tmp_path / "old", manifest["kind"], meta)
+    loaded = EmbeddingStore.load(tmp_path / "old", "s").candidates
+    assert loaded.dtype == "float32" and torch.equal(loaded.rows(), x)
+
+
 def test_bad_dtype_and_search_are_refused() -> None:
     with pytest.raises(ValueError, match="bfloat16"):
         Candidates.encode(torch.randn(3, 4), "bfloat16")

@@ -19,13 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..scoring.ann import TRAIN_PER_LIST, FaissIndex, Search
-from ..scoring.compact import BYTES, Candidates
+from ..scoring.ann import FaissIndex, Search
+from ..scoring.compact import BLOCK, BYTES, Candidates
 from ..scoring.scorers import ConcatScorer, TwoStage, cosine_index, sample_rows
 from .timing import median_seconds
 
 log = logging.getLogger(__name__)
-BLOCK = 65536
 TIE = 1e-5  # scores within this of the 10th best are ties (float32 sums of 1,536 products)
 
 
@@ -73,8 +72,7 @@ def recall(scores: list[Tensor], kth: Tensor, k: int) -> tuple[float, float]:
 
 def _build(unit_pool: Tensor, rows: Tensor, dtype: str, search: Search) -> tuple[FaissIndex, float, float]:
     n = rows.shape[0]
-    lists = search.lists(n) if search.mode == "ivf" else 1
-    sample = unit_pool[rows[sample_rows(n, max(TRAIN_PER_LIST * lists, BLOCK))]]
+    sample = unit_pool[rows[sample_rows(n, search.train_rows(n))]]
     blocks = (unit_pool[rows[s : s + BLOCK]] for s in range(0, n, BLOCK))
     rss, start = _status_mib("VmRSS"), time.perf_counter()
     index = FaissIndex.build(blocks, unit_pool.shape[1], n, dtype, search, sample)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .compact import BLOCK
+
 MODES = ("exact", "ivf", "hnsw")
 CODES = {"float32": "Flat", "float16": "SQfp16", "int8": "SQ8"}
 TRAIN_PER_LIST = 64  # IVF k-means sees up to this many vectors per list (faiss warns below 39)
@@ -50,6 +52,11 @@ class Search:
         """sqrt(N) lists by default (1,000 at 1M: a short k-means, ~1,000 rows a list), at least 39
         training rows a list as faiss asks."""
         return self.nlist or max(1, min(n // 39, round(math.sqrt(n))))
+
+    def train_rows(self, n: int) -> int:
+        """How many of N rows an index is trained on (`sample_rows`): TRAIN_PER_LIST a list, a block at
+        least."""
+        return max(TRAIN_PER_LIST * (self.lists(n) if self.mode == "ivf" else 1), BLOCK)
 
     def factory(self, dtype: str, n: int) -> str:
         codes = CODES[dtype]
@@ -155,12 +162,7 @@ class FaissIndex:
         """(Q, d) -> (Q, k) row indices (-1 where fewer were found): a batch, on faiss's own threads (what
         the benchmark's recall needs; a served query goes through `search`)."""
         x = np.ascontiguousarray(queries.float().numpy())
-        found = [(lo, *part.search(x, k)) for lo, part in self.parts]
-        sims = np.concatenate([s for _, s, _ in found], axis=1)
-        idx = np.concatenate([np.where(i >= 0, i + lo, -1) for lo, _, i in found], axis=1)
-        sims = np.where(idx >= 0, sims, -np.inf)
-        best = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return torch.from_numpy(np.take_along_axis(idx, best, axis=1).astype(np.int64))
+        return torch.from_numpy(_merge([(lo, *part.search(x, k)) for lo, part in self.parts], k)[1])
 
     def search(self, q: Tensor, k: int) -> tuple[Tensor, Tensor]:
         """q (d,) -> (inner products (k,), indices (k,) int64), best first; fewer hits -> -1 dropped."""
@@ -169,16 +171,21 @@ class FaissIndex:
             found = [_search_part((0, self.index), x, k)]
         else:  # each pool thread sets its own OpenMP count (left at 2, both parts took as long as one)
             found = list(self.pool.map(lambda p: _search_part(p, x, k), self.parts))
-        sims = np.concatenate([s[0] for _, s, _ in found])
-        idx = np.concatenate([np.where(i[0] >= 0, i[0] + lo, -1) for lo, _, i in found])
+        sims, idx = (a[0] for a in _merge(found, k))
         keep = idx >= 0  # IVF probing few lists can return fewer than k
-        sims, idx = torch.from_numpy(sims[keep].copy()), torch.from_numpy(idx[keep].astype(np.int64))
-        if len(found) > 1:
-            best = sims.topk(min(k, len(sims))).indices
-            sims, idx = sims[best], idx[best]
-        return sims, idx
+        return torch.from_numpy(sims[keep].copy()), torch.from_numpy(idx[keep])
 
 
 def _search_part(part: tuple[int, object], x: np.ndarray, k: int) -> tuple[int, np.ndarray, np.ndarray]:
     with single_thread():
         return (part[0], *part[1].search(x, k))
+
+
+def _merge(found: list[tuple[int, np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each part's (first row, sims (Q, k), ids (Q, k)) -> the best k over all parts: (sims, row ids
+    int64), -1 where fewer were found; one part's hits keep faiss's order (the sort is stable)."""
+    sims = np.concatenate([s for _, s, _ in found], axis=1)
+    idx = np.concatenate([np.where(i >= 0, i + lo, -1) for lo, _, i in found], axis=1).astype(np.int64)
+    sims = np.where(idx >= 0, sims, -np.inf)
+    best = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(sims, best, axis=1), np.take_along_axis(idx, best, axis=1)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 DTYPES = ("float32", "float16", "int8")
 BYTES = {"float32": 4, "float16": 2, "int8": 1}
+BLOCK = 65536  # rows decoded (or added to an index) at a time: a few hundred MB of float32 at most
 
 
 def check_dtype(dtype: str) -> str:

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .ann import TRAIN_PER_LIST, FaissIndex, Search
-from .compact import Candidates
+from .ann import FaissIndex, Search
+from .compact import BLOCK, Candidates
 
 if TYPE_CHECKING:
     from ..models.components.heads import ConcatHead, DotHead
@@ -84,7 +84,7 @@ class ConcatScorer:
             # dtype: it is h wide, not d).
             b1 = head.fc1.bias.detach().float()
             self.cand_term = torch.cat(
-                [torch.addmm(b1, v, w_v.t()) for _, v in self.candidates.chunks(65536)]
+                [torch.addmm(b1, v, w_v.t()) for _, v in self.candidates.chunks(BLOCK)]
             )
             self.w2_t = head.fc2.weight.detach().float().t().contiguous()  # (h, C)
             self.b2 = head.fc2.bias.detach().float()  # (C,)
@@ -149,10 +149,8 @@ def cosine_index(candidates: Candidates, search: Search | None, normalize: bool 
     key = index_search.factory(candidates.dtype, n)
     if normalize and key in candidates.indexes:
         return FaissIndex.load(candidates.indexes[key], key, index_search)
-    lists = index_search.lists(n) if index_search.mode == "ivf" else 1
-
-    sample = prepare(candidates.take(sample_rows(n, max(TRAIN_PER_LIST * lists, 65536))))
-    blocks = (prepare(v) for _, v in candidates.chunks(65536))
+    sample = prepare(candidates.take(sample_rows(n, index_search.train_rows(n))))
+    blocks = (prepare(v) for _, v in candidates.chunks(BLOCK))
     return FaissIndex.build(blocks, candidates.dim, n, candidates.dtype, index_search, sample)
 
 

@@ -68,11 +68,6 @@ class EmbeddingStore:
                 "expected one row per sentence"
             )
 
-    @classmethod
-    def encode(cls, embeddings: Tensor, sentences: list[str], student_id: str, dtype: str = "float32"):
-        """A store of float rows (N, d) kept as `dtype` (float32, float16, int8)."""
-        return cls(Candidates.encode(embeddings, dtype), sentences, student_id)
-
     def meta(self) -> dict:
         return {
             "student": self.student_id,
@@ -114,7 +109,8 @@ class EmbeddingStore:
                 "with this student (a new --store path, or --rebuild)."
             )
         sentences = json.loads((path / "sentences.json").read_text())
-        candidates = Candidates.from_tensors(load_file(path / "embeddings.safetensors"), meta["dtype"])
+        dtype = meta.get("dtype", "float32")  # stores written before compact dtypes: float32 rows
+        candidates = Candidates.from_tensors(load_file(path / "embeddings.safetensors"), dtype)
         candidates.indexes = {key: path / rel for key, rel in meta.get("indexes", {}).items()}
         return cls(candidates, sentences, student_id)
 
