@@ -61,7 +61,14 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert "naive_score_s" in rows[20, "concat"] and "x_memory_floor" in rows[20, "dot"]
     assert results["flop_bound"]["concat"]["flops_per_pair"] == concat_flops(4 * 32, 16, 1)["decomposed"]
     speed = {(r["layers"], r["backend"]): r for r in results["encode_speed"]}
-    backends = {"sentence-transformers encode (torch)", "torch", "onnx", "onnx-int8"}
+    backends = {
+        "sentence-transformers encode (torch)",
+        "torch",
+        "onnx",
+        "onnx-int8",
+        "openvino",
+        "openvino-int8",
+    }
     assert set(speed) == {(k, b) for k in (4, 2) for b in backends}
     assert all(r["sentences_per_s"] > 0 for r in speed.values())
     assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0

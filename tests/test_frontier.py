@@ -11,12 +11,13 @@ import pytest
 
 from dse_lightning.bench import frontier
 
+GRAPHS = {"onnx-int8": "onnx/model_qint8.onnx", "openvino-int8": "openvino/model.xml"}  # already added
 BENCH = {
     "rows": [{"teacher_pairs_per_s": 33.0}],
     "encode_speed": [
         {"layers": k, "backend": b, "sentences_per_s": 100.0 * (7 - k) * (3 if b == "onnx-int8" else 1)}
         for k in (6, 3, 2)
-        for b in ("sentence-transformers", "torch", "onnx", "onnx-int8")
+        for b in ("sentence-transformers", "torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
     ],
 }
 
@@ -41,10 +42,10 @@ def test_frontier_rows_table_and_plot(tmp_path: Path, monkeypatch) -> None:
 
     monkeypatch.setattr(frontier, "_cells", lambda task, model: cells[(task, model)])
     monkeypatch.setattr(frontier, "evaluate_export", fake_eval)
-    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {}})
+    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": GRAPHS})
     evaluations = tmp_path / "evaluations.json"
     rows = frontier.quality(["mrpc", "stsb"], evaluations)
-    n = (2 * len(models) - 1) * 2  # (task, model) pairs with cells, x 2 backends
+    n = (2 * len(models) - 1) * 3  # (task, model) pairs with cells, x 3 backends
     assert len(rows) == n and len(calls) == n * 3
     assert [r["model"] for r in rows if r["task"] == "mrpc"].count("dse 3 layers, 3 epochs") == 0
     mrpc6 = next(r for r in rows if r["task"] == "mrpc" and r["layers"] == 6 and r["backend"] == "torch")
@@ -72,14 +73,32 @@ def test_a_cell_without_its_export_counts_its_runs_metrics_for_torch_only(
         (cell / "student" / "export").mkdir(parents=True)
     monkeypatch.setattr(frontier, "_cells", lambda task, depth: cells)
     monkeypatch.setattr(frontier, "evaluate_export", lambda export, task, backend: {"pearson": 0.5})
-    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {}})
+    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": GRAPHS})
     run = SimpleNamespace(student=SimpleNamespace(metrics={"pearson": 0.8}))
     monkeypatch.setattr(frontier, "result", lambda cell: run)
     rows = [r for r in frontier.quality(["stsb"], tmp_path / "evaluations.json") if r["layers"] == 6]
-    torch_row, int8_row = rows
+    torch_row, int8_row, openvino_row = rows
+    assert openvino_row == {**int8_row, "backend": "openvino-int8"}
     assert torch_row["seeds"] == 3 and torch_row["score"] == pytest.approx((0.5 + 0.8 + 0.8) / 3)
     assert (
         int8_row["seeds"] == 1 and int8_row["score"] == pytest.approx(0.5) and int8_row["score_std"] is None
     )
     shutil.rmtree(cells[0])  # once evaluated, a cell's served figures stay (evaluations.json)
-    assert frontier.quality(["stsb"], tmp_path / "evaluations.json")[:2] == rows
+    assert frontier.quality(["stsb"], tmp_path / "evaluations.json")[:3] == rows
+
+
+def test_a_missing_graph_is_added_calibrated_on_the_tasks_train_sentences(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """An export evaluated by a backend it has no graph for gets its graphs first (OpenVINO's calibrated)."""
+    cell = tmp_path / "s0"
+    (cell / "student" / "export").mkdir(parents=True)
+    added = []
+    monkeypatch.setattr(frontier, "_cells", lambda task, depth: [cell])
+    monkeypatch.setattr(frontier, "evaluate_export", lambda export, task, backend: {"pearson": 0.5})
+    monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {"onnx-int8": "x"}})
+    monkeypatch.setattr(frontier, "calibration_sentences", lambda task: [f"{task} sentence"])
+    monkeypatch.setattr(frontier, "add_onnx", lambda *args: added.append(args))
+    frontier.quality(["stsb"], tmp_path / "evaluations.json")
+    assert added and all(a[1:] == (["stsb sentence"], "stsb/train, seed 0") for a in added)
+    assert len(added) == 1  # only openvino-int8 was missing; every model here is that one cell

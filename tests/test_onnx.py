@@ -53,7 +53,7 @@ def test_onnx_files_are_verified_and_missing_ones_named(export: Path, tmp_path: 
     plain = export_student(
         tmp_path / "plain", tiny_student("dse"), AutoTokenizer.from_pretrained(tokenizer_path), MRPC, 32
     )
-    with pytest.raises(FileNotFoundError, match=r"no ONNX encoder; add it with .*export\.onnx"):
+    with pytest.raises(FileNotFoundError, match=r"no such graph encoder; add it with .*export\.onnx"):
         load_student(plain, "onnx-int8")
     with pytest.raises(ValueError, match=r"backend='int4': expected one of"):
         load_student(plain, "int4")
@@ -97,3 +97,67 @@ def test_evaluate_export_scores_the_dev_split_as_served(export: Path, mrpc_dir: 
         evaluate_export(export, "stsb", data_dir=str(mrpc_dir))
     with pytest.raises(ValueError, match="split='train': task 'mrpc' evaluates on"):
         evaluate_export(export, "mrpc", split="train", data_dir=str(mrpc_dir))
+
+
+@pytest.fixture(scope="module")
+def ov_export(export: Path, tmp_path_factory) -> Path:
+    import shutil
+
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    out = tmp_path_factory.mktemp("openvino") / "export"
+    shutil.copytree(export, out)
+    add_onnx(out, calibration=(A + B) * 4, calibration_source="the test's sentences")
+    return out
+
+
+def test_openvino_encoders_match_the_torch_export(ov_export: Path) -> None:
+    from dse_lightning.scoring.store import student_identity
+
+    ref = load_student(ov_export)
+    fp32, int8 = load_student(ov_export, "openvino"), load_student(ov_export, "openvino-int8")
+    torch.testing.assert_close(fp32.encode(A + B), ref.encode(A + B), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fp32.score(A, B), ref.score(A, B), atol=1e-4, rtol=1e-4)
+    cos = torch.nn.functional.cosine_similarity(int8.encode(A + B), ref.encode(A + B))
+    assert cos.min() > 0.99, cos
+    calibration = fp32.spec["calibration"]
+    assert calibration["source"] == "the test's sentences" and calibration["sentences"] == 16
+    # each backend's store identity covers its own graphs: OpenVINO, ONNX and torch stores stay apart
+    ids = {b: student_identity(ov_export, b) for b in ("torch", "onnx-int8", "openvino", "openvino-int8")}
+    assert len(set(ids.values())) == 4
+
+
+def test_openvino_graphs_are_verified_and_missing_ones_named(
+    ov_export: Path, export: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ov_export, broken)
+    weights = broken / FILES["openvino-int8"].replace(".xml", ".bin")
+    weights.write_bytes(weights.read_bytes()[:-16])
+    with pytest.raises(CorruptArtifactError, match=r"openvino_model_qint8_quantized\.bin: sha256"):
+        load_student(broken, "openvino-int8")
+    with pytest.raises(
+        FileNotFoundError, match=r"no such graph encoder; add it with .*export\.onnx .* --openvino TASK"
+    ):
+        load_student(export, "openvino-int8")  # ONNX graphs only
+
+
+def test_onnx_cli_calibrates_openvino_on_the_tasks_train_sentences(
+    export: Path, tmp_path: Path, mrpc_dir: Path
+) -> None:
+    import shutil
+
+    from dse_lightning.export.openvino import calibration_sentences
+
+    pytest.importorskip("openvino")
+    out = tmp_path / "export"
+    shutil.copytree(export, out)
+    assert (
+        main([str(out), "--openvino", "mrpc", "--data-dir", str(mrpc_dir), "--calibration-size", "20"]) == 0
+    )
+    calibration = load_student(out, "openvino-int8").spec["calibration"]
+    sample = calibration_sentences("mrpc", str(mrpc_dir), 20)
+    assert calibration["source"] == "mrpc/train, seed 0" and calibration["sentences"] == len(sample) == 20
+    assert sample == calibration_sentences("mrpc", str(mrpc_dir), 20)  # seeded: the same sample again

@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="how the student encodes: torch, or its ONNX graph (onnx, onnx-int8: dse_lightning.export.onnx)",
+        help="how the student encodes: torch, or a graph of its export (onnx, onnx-int8, openvino, "
+        "openvino-int8: dse_lightning.export.onnx adds them)",
     )
     p.add_argument(
         "--dtype",

@@ -3,8 +3,9 @@ student depth, fp32 and int8, as a plot and a table (experiments/frontier).
 
     python -m dse_lightning.bench.frontier    # after `make bench` and the frontier's cells
 
-Quality: each seed's exported student evaluated on dev as served (`export.evaluate`): by torch and by the
-int8 ONNX graph (added to the export when missing). 6 layers are the cpu table's `dse_pairs_a0.5` cells,
+Quality: each seed's exported student evaluated on dev as served (`export.evaluate`): by torch, by the
+int8 ONNX graph and by the static int8 OpenVINO graph (added to the export when missing, calibrated on
+the task's train sentences). 6 layers are the cpu table's `dse_pairs_a0.5` cells,
 the smaller students the frontier profiles' (`SOURCES`). Speed: the benchmark's `encode_speed` rows (the
 same depths and backends, on the same sentences and threads; a variant is timed by its depth's rows);
 the teacher, a cross-encoder, has pairs/s instead (one forward pass per pair). Evaluations are kept in
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from ..export.evaluate import evaluate_export
 from ..export.onnx import add_onnx
+from ..export.openvino import calibration_sentences
 from ..export.student_io import KIND
 from ..store import read_meta
 from ..table.cells import result
@@ -52,9 +54,13 @@ SOURCES = {  # the model's label -> its cells
     "dse 3 layers (2nd, 4th, 6th), 3 epochs": Source(
         3, f"{FRONTIER}/profile_epochs.yaml", FRONTIER, "dse3spread_pairs_a0.5_e3"
     ),
+    "dse 3 layers (2nd, 4th, 6th), 3 epochs, fresh seeds": Source(
+        3, f"{FRONTIER}/profile_seeds.yaml", FRONTIER, "dse3spread_pairs_a0.5_e3"
+    ),
     "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),
 }
-BACKENDS = ("torch", "onnx-int8")
+BACKENDS = ("torch", "onnx-int8", "openvino-int8")
+MARKERS = {"torch": "o", "onnx-int8": "s", "openvino-int8": "^"}
 
 
 def _cells(task: str, model: str) -> list[Path]:
@@ -82,8 +88,8 @@ def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, floa
         )
         return result(cell).student.metrics if backend == "torch" else None
     if key not in done:
-        if backend != "torch" and "onnx" not in read_meta(export, KIND):
-            add_onnx(export)
+        if backend != "torch" and backend not in read_meta(export, KIND).get("onnx", {}):
+            add_onnx(export, calibration_sentences(task), f"{task}/train, seed 0")
         done[key] = evaluate_export(export, task, backend)
         log.info("%s %s: %s", cell, backend, done[key])
     return done[key]
@@ -190,13 +196,16 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, task in zip(axes[0], tasks, strict=True):
         for r in (r for r in rows if r["task"] == task and r["score"] is not None):
             x = r.get("sentences_per_s") or r["pairs_per_s"]
-            marker = "*" if "pairs_per_s" in r else ("o" if r["backend"] == "torch" else "s")
+            marker = "*" if "pairs_per_s" in r else MARKERS[r["backend"]]
             seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
             label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']} ({seeds})"
             ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8,
                         color=colour[r["model"]])  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads; o torch, square int8")
+        ax.set_xlabel(
+            "encode sentences/s (teacher: pairs/s), 2 threads; "
+            "o torch, square ONNX int8, triangle OpenVINO int8"
+        )
         ax.set_ylabel("dev score (mean of the task's metrics)")
         ax.set_title(f"{task}: quality vs speed")
         ax.grid(alpha=0.3)

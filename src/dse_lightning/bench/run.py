@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import torch
 
+from ..export.openvino import CALIBRATION_SIZE
 from ..scoring.encode import encode_corpus
 from ..scoring.store import student_identity
 from .data import real_sentences
@@ -75,13 +76,17 @@ def _teacher_phase(cfg: SimpleNamespace, st: SimpleNamespace, cand_text: list[st
     return {"backbone": cfg.backbone_name, "num_labels": 2, **teacher}, bounds
 
 
-def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str]) -> list[dict]:
-    """Encode throughput of exports at each of `cfg.encode_layers` depths and backends (none: skipped)."""
+def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str], sentences: list[str]) -> list[dict]:
+    """Encode throughput of exports at each of `cfg.encode_layers` depths and backends (none: skipped);
+    the static int8 graphs calibrated on a seeded sample of the sentences outside the timed pool."""
     if not cfg.encode_layers:
         return []
+    timed = set(pool)
+    rest = [s for s in sentences if s not in timed]
+    calibration = random.Random(cfg.seed).sample(rest, min(CALIBRATION_SIZE, len(rest)))
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as folder:
         return encode_speed(
-            cfg.backbone, pool, cfg.encode_layers, cfg.max_length, cfg.batch_size, Path(folder)
+            cfg.backbone, pool, cfg.encode_layers, cfg.max_length, cfg.batch_size, Path(folder), calibration
         )
 
 
@@ -126,7 +131,7 @@ def run(cfg: SimpleNamespace) -> dict:
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
     teacher, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
-    speed, train = _encode_speed_phase(cfg, st.pool), _train_speed_phase(cfg)
+    speed, train = _encode_speed_phase(cfg, st.pool, sentences), _train_speed_phase(cfg)
     search = _search_phase(cfg, st, sentences, scoring["chunk_tuning"]["best"], bandwidth)
     wall_s = time.perf_counter() - start
     return {

@@ -83,7 +83,7 @@ def _usage(f: CardFacts) -> list[str]:
         "```python",
         "from dse_lightning import load_student",
         "",
-        'student = load_student("path/to/this/folder")  # backend="onnx-int8" when it holds ONNX graphs',
+        'student = load_student("path/to/this/folder")  # or backend="onnx-int8" / "openvino-int8"',
         f"scores = student.score({pair})",
         "```",
     ]

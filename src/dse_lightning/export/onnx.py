@@ -1,6 +1,7 @@
 """int8 CPU inference for a transformer student's export: its sentence encoder (backbone, DSE pooling and
-projection, one graph) as ONNX, dynamically quantized to int8 by onnxruntime, saved inside the export and
-covered by its manifest; `load_student(path, backend="onnx-int8")` encodes with onnxruntime.
+projection, one graph) as ONNX, dynamically quantized to int8 by onnxruntime, and (given calibration
+sentences) as OpenVINO fp32 and static int8 graphs (openvino.py), saved inside the export and covered by
+its manifest; `load_student(path, backend="onnx-int8")` (or "openvino-int8") encodes with them.
 
 Why not sentence-transformers' own `backend="onnx"`: it loads through optimum-onnx, whose releases pin
 transformers < 4.58, and this project runs on transformers 5 (the stack the committed results came from).
@@ -18,11 +19,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ..scoring.store import sentences_checksum
 from ..store import publish
+from . import openvino
 from .student_io import KIND, verify_export
 
 log = logging.getLogger(__name__)
-FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_qint8.onnx"}
+FILES = {"onnx": "onnx/model.onnx", "onnx-int8": "onnx/model_qint8.onnx", **openvino.FILES}
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -40,6 +43,16 @@ class _Encoder(nn.Module):
             "token_type_ids": token_type_ids,
         }
         return self.model(features)["sentence_embedding"]
+
+
+def _feeder(tokenizer, max_length: int):
+    """`feed(batch) -> {input: int64 array}`: a batch of raw sentences as the graphs' inputs."""
+
+    def feed(batch: list[str]) -> dict:
+        tok = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="np")
+        return {k: tok[k] if k in tok else 0 * tok["input_ids"] for k in INPUTS}
+
+    return feed
 
 
 def _write(model, folder: Path) -> None:
@@ -66,9 +79,10 @@ def _write(model, folder: Path) -> None:
     )
 
 
-def add_onnx(path: str | Path) -> dict:
+def add_onnx(path: str | Path, calibration: list[str] | None = None, calibration_source: str = "") -> dict:
     """Add the fp32 and int8 ONNX encoders to a transformer student's export (a new version of the
-    artifact, written atomically); the export's spec afterwards."""
+    artifact, written atomically), and the OpenVINO fp32 and static int8 ones when `calibration`
+    sentences are given (`calibration_source` says where they came from); the export's spec afterwards."""
     from sentence_transformers import SentenceTransformer
 
     path = Path(path)
@@ -80,43 +94,65 @@ def add_onnx(path: str | Path) -> dict:
     def write(tmp: Path) -> dict:
         shutil.copytree(path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("manifest.json"))
         _write(model, tmp)
-        return {**spec, "onnx": FILES}
+        graphs = {k: v for k, v in FILES.items() if k.startswith("onnx")}
+        if not calibration:
+            return {**spec, "onnx": graphs}
+        feed = _feeder(model.tokenizer, spec["max_length"])
+        openvino.write_openvino(tmp, tmp / FILES["onnx"], feed, calibration)
+        sample = {"source": calibration_source, "sentences": len(calibration)}
+        return {**spec, "onnx": FILES, "calibration": sample | {"sha256": sentences_checksum(calibration)}}
 
-    log.info("writing the ONNX fp32 and int8 encoders into %s", path)
+    log.info("writing the fp32 and int8 graph encoders into %s", path)
     return publish(path, KIND, write, writer=True).meta
 
 
-class OnnxEncoder:
-    """Raw sentences -> (B, D) embeddings from an export's ONNX encoder, run by onnxruntime."""
+def _onnxruntime(graph: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the torch path
+    session = ort.InferenceSession(str(graph), options, ["CPUExecutionProvider"])
+    return lambda feed: session.run(None, feed)[0]
+
+
+class GraphEncoder:
+    """Raw sentences -> (B, D) embeddings from one of an export's graphs: onnxruntime runs the ONNX
+    ones, OpenVINO its own."""
 
     def __init__(self, folder: Path, backend: str, max_length: int) -> None:
-        import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()  # the same threads as the torch path
-        self.session = ort.InferenceSession(str(folder / FILES[backend]), options, ["CPUExecutionProvider"])
-        self.tokenizer, self.max_length = AutoTokenizer.from_pretrained(folder), max_length
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        compile_graph = openvino.compile_openvino if backend.startswith("openvino") else _onnxruntime
+        self.run = compile_graph(folder / FILES[backend])
+        self.feed = _feeder(AutoTokenizer.from_pretrained(folder), max_length)
 
     def __call__(self, batch: list[str]) -> Tensor:
-        tok = self.tokenizer(
-            batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
-        )
-        feed = {k: tok[k] if k in tok else 0 * tok["input_ids"] for k in self.inputs}
-        return torch.from_numpy(self.session.run(None, feed)[0])
+        return torch.from_numpy(self.run(self.feed(batch)))
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(
-        description="Add fp32 and int8 ONNX encoders to a transformer student's export"
+        description="Add fp32 and int8 ONNX (and OpenVINO) encoders to a transformer student's export"
     )
     p.add_argument("export", type=Path, help="a student export folder (<run>/student/export)")
+    p.add_argument(
+        "--openvino",
+        metavar="TASK",
+        help="also the OpenVINO fp32 and static int8 graphs, calibrated on TASK's train sentences",
+    )
+    p.add_argument(
+        "--calibration-size", type=int, default=openvino.CALIBRATION_SIZE, help="sentences sampled (seed 0)"
+    )
+    p.add_argument("--data-dir", default=None, help="a glue_data folder (default: as data.dir resolves)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(add_onnx(args.export)["onnx"])
+    sentences, source = None, ""
+    if args.openvino:
+        sentences = openvino.calibration_sentences(args.openvino, args.data_dir, args.calibration_size)
+        source = f"{args.openvino}/train, seed 0"
+    print(add_onnx(args.export, sentences, source)["onnx"])
     return 0
 
 

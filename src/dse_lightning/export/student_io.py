@@ -81,13 +81,15 @@ class ExportedStudent:
         return self.kind.scores(self.logits(sentences_a, sentences_b, batch_size))
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 def load_student(path: str | Path, backend: str = "torch", device: str = "cpu") -> ExportedStudent:
     """backend: torch (the exported encoder as trained), onnx or onnx-int8 (its ONNX graphs, fp32 or
     dynamically quantized int8, run by onnxruntime on the CPU; `python -m dse_lightning.export.onnx
-    EXPORT` adds them). device: where the torch encoder runs (its embeddings come back there)."""
+    EXPORT` adds them), openvino or openvino-int8 (OpenVINO fp32 and static int8 graphs; the same command
+    with `--openvino TASK` adds them). device: where the torch encoder runs (its embeddings come back
+    there)."""
     path = Path(path)
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
@@ -99,11 +101,12 @@ def load_student(path: str | Path, backend: str = "torch", device: str = "cpu") 
         return ExportedStudent(
             spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"], device)
         )
-    if "onnx" not in spec:
+    if backend not in spec.get("onnx", {}):
+        how = " --openvino TASK" if backend.startswith("openvino") else ""
         raise FileNotFoundError(
-            f"{path}: backend={backend!r} but the export has no ONNX encoder; add it with "
-            f"`python -m dse_lightning.export.onnx {path}`"
+            f"{path}: backend={backend!r} but the export has no such graph encoder; add it with "
+            f"`python -m dse_lightning.export.onnx {path}{how}`"
         )
-    from .onnx import OnnxEncoder
+    from .onnx import GraphEncoder
 
-    return ExportedStudent(spec, head, OnnxEncoder(path, backend, spec["max_length"]))
+    return ExportedStudent(spec, head, GraphEncoder(path, backend, spec["max_length"]))

@@ -36,12 +36,14 @@ class StoreMismatchError(ValueError):
 def student_identity(export_dir: str | Path, backend: str = "torch") -> str:
     """A hash of the files of a student export that compute its embeddings with `backend` (from its
     manifest): README.md aside (the model card does not change what the student computes), and the ONNX
-    graphs only for their own backend (adding them leaves the torch stores valid; an int8 store is not
-    a torch one)."""
+    and OpenVINO graphs only for their own backend (adding them leaves the torch stores valid; an int8
+    store is not a torch one)."""
     files = read_manifest(Path(export_dir), EXPORT)["files"]
-    used = {k: v for k, v in files.items() if k != "README.md" and not k.startswith("onnx/")}
+    graphs = ("onnx/", "openvino/")
+    used = {k: v for k, v in files.items() if k != "README.md" and not k.startswith(graphs)}
     if backend != "torch":
-        used |= {"backend": backend, **{k: v for k, v in files.items() if k.startswith("onnx/")}}
+        own = "openvino/" if backend.startswith("openvino") else "onnx/"
+        used |= {"backend": backend, **{k: v for k, v in files.items() if k.startswith(own)}}
     return sha256_json(used)
 
 
