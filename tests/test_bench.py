@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from conftest import TINY_BERT
 from dse_lightning.bench.__main__ import main as bench_main
-from dse_lightning.bench.flops import concat_flops, flop_bounds, teacher_flops_per_pair
+from dse_lightning.bench.flops import concat_flops, encode_flops, flop_bounds, teacher_flops_per_pair
 from dse_lightning.config import embedded_model_dir
 
 
@@ -36,6 +36,17 @@ def tiny_backbone(tmp_path: Path, tokenizer_path: str) -> Path:
     AutoModel.from_config(AutoConfig.for_model(**TINY_BERT)).save_pretrained(path)
     AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(path)
     return path
+
+
+def test_encode_flops_pad_each_batch_to_its_longest() -> None:
+    # MiniLM's layer (H 384, I 1536): 3.54 MFLOP of GEMMs per token, 4·T²·H of attention per sentence
+    per_token = 2 * (4 * 384 * 384 + 2 * 384 * 1536)
+    assert per_token == 3_538_944
+    one = encode_flops([[10]], 1, 384, 1536)
+    assert one == per_token * 10 + 4 * 100 * 384
+    # a batch of lengths 3 and 10 computes two sentences of 10; 6 layers cost 6 times one
+    assert encode_flops([[3, 10]], 6, 384, 1536) == 2 * 6 * one
+    assert encode_flops([[3], [10]], 1, 384, 1536) == encode_flops([[3]], 1, 384, 1536) + one
 
 
 def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
@@ -72,6 +83,16 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert set(speed) == {(k, b) for k in (4, 2) for b in backends}
     assert all(r["sentences_per_s"] > 0 for r in speed.values())
     assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0
+    peaks = results["gemm_peaks"]
+    assert all(peaks[p]["best"] == max(peaks[p]["torch"], peaks[p]["onnxruntime"]) for p in ("fp32", "int8"))
+    for (_, backend), r in speed.items():  # each row read against its own precision's peak
+        assert r["peak_precision"] == ("int8" if backend.endswith("int8") else "fp32")
+        assert r["pct_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / peaks[r["peak_precision"]]["best"])
+    # the same FLOPs at both depths' rows: GFLOP/s scale with sentences/s / layers
+    ratio = speed[2, "torch"]["gflop_per_s"] / speed[4, "torch"]["gflop_per_s"]
+    assert ratio == pytest.approx(
+        speed[2, "torch"]["sentences_per_s"] / speed[4, "torch"]["sentences_per_s"] / 2
+    )
     assert "## Student encode throughput" in (out / "results.md").read_text()
     train = {(r["model"], r["batching"]): r for r in results["train_speed"]}
     assert len(train) == 4 and all(r["pairs"] == 16 and r["pairs_per_s"] > 0 for r in train.values())

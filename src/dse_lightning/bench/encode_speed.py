@@ -14,12 +14,14 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from ..config import load_task
 from ..export import export_student, load_student
 from ..export.onnx import add_onnx
 from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
+from .flops import encode_flops
+from .timing import max_rss_mib
 
 log = logging.getLogger(__name__)
 REFERENCE = "sentence-transformers encode (torch)"
@@ -34,11 +36,34 @@ def _export(backbone: str, layers: int, max_length: int, folder: Path) -> Path:
     return export_student(folder / f"layers{layers}", student, tokenizer, load_task("mrpc"), max_length)
 
 
-def _rate(encode, sentences: list[str]) -> float:
+def _rate(encode, sentences: list[str]) -> tuple[float, float]:
+    """(sentences/s, seconds) of one timed pass after a warm-up batch."""
     encode(sentences[:64])  # warm-up: first-call allocations and lazy initialisation
     start = time.perf_counter()
     encode(sentences)
-    return len(sentences) / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return len(sentences) / seconds, seconds
+
+
+def _batch_lengths(backbone: str, sentences: list[str], max_length: int, batch_size: int) -> list[list[int]]:
+    """WordPieces of each sentence, in the batches `encode_corpus` forms (sorted by characters)."""
+    lengths = AutoTokenizer.from_pretrained(backbone)(sentences, truncation=True, max_length=max_length)
+    ordered = [
+        len(lengths["input_ids"][i]) for i in sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    ]
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def _bound(row: dict, flops: int, seconds: float, peaks: dict) -> dict:
+    """The row's achieved GFLOP/s (the fp32 model's FLOPs, also for int8) against its precision's peak."""
+    precision = "int8" if row["backend"].endswith("int8") else "fp32"
+    rate = flops / seconds / 1e9
+    extra = {
+        "gflop_per_s": rate,
+        "peak_precision": precision,
+        "pct_of_peak": 100 * rate / peaks[precision]["best"],
+    }
+    return {**row, **extra, "peak_rss_mib_so_far": max_rss_mib()}
 
 
 def encode_speed(
@@ -49,25 +74,30 @@ def encode_speed(
     batch_size: int,
     folder: Path,
     calibration: list[str],
+    peaks: dict,
 ) -> list[dict]:
-    """One row per (layers, backend): sentences/s, and its ratio to the same backend at the first depth
+    """One row per (layers, backend): sentences/s, its ratio to the same backend at the first depth
     (`x_first_depth`), to the torch export at its depth (`x_torch`) and to sentence-transformers' encode
-    at its depth (`x_sentence_transformers`)."""
+    at its depth (`x_sentence_transformers`), its GFLOP/s against `peaks` (peaks.py) of its precision,
+    and the process's peak RSS so far."""
     from sentence_transformers import SentenceTransformer
 
+    config = AutoConfig.from_pretrained(backbone)
+    lengths = _batch_lengths(backbone, sentences, max_length, batch_size)
     rows = []
     for k in layers:
+        flops = encode_flops(lengths, k, config.hidden_size, config.intermediate_size)
         path = _export(backbone, k, max_length, folder)
         add_onnx(path, calibration, "bench sentences outside the timed ones")
         model = SentenceTransformer(str(path), device="cpu", trust_remote_code=True)
-        rate = _rate(
-            lambda s, m=model: m.encode(s, batch_size=batch_size, show_progress_bar=False), sentences
+        rate, s = _rate(
+            lambda x, m=model: m.encode(x, batch_size=batch_size, show_progress_bar=False), sentences
         )
-        rows.append({"layers": k, "backend": REFERENCE, "sentences_per_s": rate})
+        rows.append(_bound({"layers": k, "backend": REFERENCE, "sentences_per_s": rate}, flops, s, peaks))
         for backend in BACKENDS:
             student = load_student(path, backend)
-            rate = _rate(lambda s, st=student: st.encode(s, batch_size), sentences)
-            rows.append({"layers": k, "backend": backend, "sentences_per_s": rate})
+            rate, s = _rate(lambda x, st=student: st.encode(x, batch_size), sentences)
+            rows.append(_bound({"layers": k, "backend": backend, "sentences_per_s": rate}, flops, s, peaks))
         log.info("encode speed, %d layers: %s", k, [f"{r['sentences_per_s']:.0f}" for r in rows[-6:]])
     base = {r["backend"]: r["sentences_per_s"] for r in rows if r["layers"] == layers[0]}
     reference = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == REFERENCE}

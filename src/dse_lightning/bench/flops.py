@@ -60,3 +60,14 @@ def flop_bounds(teacher: dict, d_concat: int, hidden: int, outputs: int, d_dot: 
         },
         "dot": {"flops_per_pair": dot_flops(d_dot), "bound": per_pair / dot_flops(d_dot)},
     }
+
+
+def encode_flops(batch_lengths: list[list[int]], layers: int, hidden: int, intermediate: int) -> int:
+    """FLOPs of a BERT encoder's layers over batches of sentences (WordPieces each), every batch padded to
+    its longest: per sentence and layer 2·(4·H² + 2·H·I)·T (the Q, K, V, output and FFN GEMMs) +
+    4·T²·H (attention), T the batch's padded length."""
+    per_token = 2 * (4 * hidden * hidden + 2 * hidden * intermediate)
+    return sum(
+        len(batch) * layers * (per_token * max(batch) + 4 * max(batch) ** 2 * hidden)
+        for batch in batch_lengths
+    )

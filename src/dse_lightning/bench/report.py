@@ -85,16 +85,27 @@ def _encode_speed(results: dict) -> list[str]:
         "## Student encode throughput",
         "",
         "Exports of the paper's student cut to k layers, each sentence encoded once, batches by length.",
+        "GFLOP/s: the fp32 model's layer FLOPs over the padded batches (int8 rows too) per second; % of",
+        "peak: of the best GEMM rate measured for the row's precision; peak RSS: the process's, so far.",
         "",
-        "| layers | backend | sentences/s | x torch export | x sentence-transformers | x first depth |",
-        "|---|---|---|---|---|---|",
+        "| layers | backend | sentences/s | x torch export | x sentence-transformers | x first depth "
+        "| GFLOP/s | % of peak | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['layers']} | {r['backend']} | {r['sentences_per_s']:.1f} | {r['x_torch']:.2f} | "
-            f"{r['x_sentence_transformers']:.2f} | {r['x_first_depth']:.2f} |"
+            f"{r['x_sentence_transformers']:.2f} | {r['x_first_depth']:.2f} | {r['gflop_per_s']:.0f} | "
+            f"{r['pct_of_peak']:.0f}% ({r['peak_precision']}) | {r['peak_rss_mib_so_far']:,.0f} |"
         )
-    return [*lines, ""]
+    peaks = results["gemm_peaks"]
+    libs = {
+        p: ", ".join(f"{lib} {v:.0f}" for lib, v in peaks[p].items() if lib != "best")
+        for p in ("fp32", "int8")
+    }
+    best = ", ".join(f"{p} {peaks[p]['best']:.0f} ({libs[p]})" for p in libs)
+    shape = " x ".join(str(v) for v in peaks["shape"])
+    return [*lines, "", f"GEMM peaks (GFLOP/s, int8 GOP/s; a {shape} GEMM, the bench's threads): {best}.", ""]
 
 
 def _train_speed(results: dict) -> list[str]:

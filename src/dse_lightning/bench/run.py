@@ -23,6 +23,7 @@ from .encode_speed import encode_speed
 from .flops import flop_bounds, teacher_flops_per_pair
 from .machine import CpuMeter, machine_info
 from .models import build_teacher, exported_student, paper_student
+from .peaks import gemm_peaks
 from .rows import make_rows
 from .score_timing import time_query_encode, time_scoring
 from .search_speed import SearchContext, draw, time_search
@@ -76,18 +77,28 @@ def _teacher_phase(cfg: SimpleNamespace, st: SimpleNamespace, cand_text: list[st
     return {"backbone": cfg.backbone_name, "num_labels": 2, **teacher}, bounds
 
 
-def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str], sentences: list[str]) -> list[dict]:
-    """Encode throughput of exports at each of `cfg.encode_layers` depths and backends (none: skipped);
-    the static int8 graphs calibrated on a seeded sample of the sentences outside the timed pool."""
+def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str], sentences: list[str]) -> tuple[list, dict]:
+    """Encode throughput of exports at each of `cfg.encode_layers` depths and backends (none: skipped)
+    and the GEMM peaks they are read against; the static int8 graphs calibrated on a seeded sample of the
+    sentences outside the timed pool."""
     if not cfg.encode_layers:
-        return []
+        return [], {}
+    peaks = gemm_peaks()
     timed = set(pool)
     rest = [s for s in sentences if s not in timed]
     calibration = random.Random(cfg.seed).sample(rest, min(CALIBRATION_SIZE, len(rest)))
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as folder:
-        return encode_speed(
-            cfg.backbone, pool, cfg.encode_layers, cfg.max_length, cfg.batch_size, Path(folder), calibration
+        rows = encode_speed(
+            cfg.backbone,
+            pool,
+            cfg.encode_layers,
+            cfg.max_length,
+            cfg.batch_size,
+            Path(folder),
+            calibration,
+            peaks,
         )
+    return rows, peaks
 
 
 def _train_speed_phase(cfg: SimpleNamespace) -> list[dict]:
@@ -131,7 +142,7 @@ def run(cfg: SimpleNamespace) -> dict:
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
     teacher, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
-    speed, train = _encode_speed_phase(cfg, st.pool, sentences), _train_speed_phase(cfg)
+    (speed, peaks), train = _encode_speed_phase(cfg, st.pool, sentences), _train_speed_phase(cfg)
     search = _search_phase(cfg, st, sentences, scoring["chunk_tuning"]["best"], bandwidth)
     wall_s = time.perf_counter() - start
     return {
@@ -142,6 +153,7 @@ def run(cfg: SimpleNamespace) -> dict:
         "teacher": teacher,
         "encode": encode,
         "encode_speed": speed,
+        "gemm_peaks": peaks,
         "train_speed": train,
         "search": search,
         "memory_bandwidth": bandwidth,
