@@ -125,6 +125,9 @@ def test_openvino_encoders_match_the_torch_export(ov_export: Path) -> None:
     # each backend's store identity covers its own graphs: OpenVINO, ONNX and torch stores stay apart
     ids = {b: student_identity(ov_export, b) for b in ("torch", "onnx-int8", "openvino", "openvino-int8")}
     assert len(set(ids.values())) == 4
+    again = add_onnx(ov_export)  # the ONNX graphs again, no calibration: the OpenVINO ones stay served
+    assert set(again["onnx"]) == set(FILES) and again["calibration"] == calibration
+    torch.testing.assert_close(load_student(ov_export, "openvino").encode(A), fp32.encode(A))
 
 
 def test_openvino_graphs_are_verified_and_missing_ones_named(

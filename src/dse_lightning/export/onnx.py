@@ -94,7 +94,8 @@ def add_onnx(path: str | Path, calibration: list[str] | None = None, calibration
     def write(tmp: Path) -> dict:
         shutil.copytree(path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("manifest.json"))
         _write(model, tmp)
-        graphs = {k: v for k, v in FILES.items() if k.startswith("onnx")}
+        # OpenVINO graphs added before stay (the same weights) unless new calibration replaces them
+        graphs = spec.get("onnx", {}) | {k: v for k, v in FILES.items() if k.startswith("onnx")}
         if not calibration:
             return {**spec, "onnx": graphs}
         feed = _feeder(model.tokenizer, spec["max_length"])
