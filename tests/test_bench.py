@@ -84,7 +84,8 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert all(r["sentences_per_s"] > 0 for r in speed.values())
     assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0
     peaks = results["gemm_peaks"]
-    assert all(peaks[p]["best"] == max(peaks[p]["torch"], peaks[p]["onnxruntime"]) for p in ("fp32", "int8"))
+    for p in ("fp32", "int8"):
+        assert peaks[p]["best"] == max(v for lib, v in peaks[p].items() if lib != "best") > 0
     for (_, backend), r in speed.items():  # each row read against its own precision's peak
         assert r["peak_precision"] == ("int8" if backend.endswith("int8") else "fp32")
         assert r["pct_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / peaks[r["peak_precision"]]["best"])
