@@ -49,6 +49,17 @@ def test_encode_flops_pad_each_batch_to_its_longest() -> None:
     assert encode_flops([[3], [10]], 1, 384, 1536) == encode_flops([[3]], 1, 384, 1536) + one
 
 
+def test_a_rows_peak_rss_starts_from_a_reset_mark() -> None:
+    from dse_lightning.bench.timing import peak_rss_mib, reset_peak_rss, rss_mib
+
+    block = bytearray(256 * 2**20)  # 256 MiB, zero-filled: resident
+    block[::4096] = b"x" * len(block[::4096])
+    high = peak_rss_mib()
+    del block
+    assert reset_peak_rss()
+    assert peak_rss_mib() < high - 200 and peak_rss_mib() >= rss_mib() - 1
+
+
 def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     bench_main(
@@ -89,6 +100,7 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     for (_, backend), r in speed.items():  # each row read against its own precision's peak
         assert r["peak_precision"] == ("int8" if backend.endswith("int8") else "fp32")
         assert r["pct_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / peaks[r["peak_precision"]]["best"])
+        assert r["peak_rss_method"] == "VmHWM since reset" and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
     # the same FLOPs at both depths' rows: GFLOP/s scale with sentences/s / layers
     ratio = speed[2, "torch"]["gflop_per_s"] / speed[4, "torch"]["gflop_per_s"]
     assert ratio == pytest.approx(

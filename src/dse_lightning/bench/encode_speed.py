@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from ..export import export_student, load_student
 from ..export.onnx import add_onnx
 from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
 from .flops import encode_flops
-from .timing import max_rss_mib
+from .timing import max_rss_mib, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)
 REFERENCE = "sentence-transformers encode (torch)"
@@ -58,12 +59,20 @@ def _bound(row: dict, flops: int, seconds: float, peaks: dict) -> dict:
     """The row's achieved GFLOP/s (the fp32 model's FLOPs, also for int8) against its precision's peak."""
     precision = "int8" if row["backend"].endswith("int8") else "fp32"
     rate = flops / seconds / 1e9
-    extra = {
-        "gflop_per_s": rate,
-        "peak_precision": precision,
-        "pct_of_peak": 100 * rate / peaks[precision]["best"],
-    }
-    return {**row, **extra, "peak_rss_mib_so_far": max_rss_mib()}
+    pct = 100 * rate / peaks[precision]["best"]
+    return {**row, "gflop_per_s": rate, "peak_precision": precision, "pct_of_peak": pct}
+
+
+def _row(layers: int, backend: str, load, sentences: list[str], flops: int, peaks: dict) -> dict:
+    """Load a backend (`load() -> encode`) and time it; the process's resident set before loading and
+    its peak while loading and encoding (the kernel's peak mark reset first, where it can be)."""
+    reset = reset_peak_rss()
+    before = rss_mib()
+    rate, seconds = _rate(load(), sentences)
+    peak, method = (peak_rss_mib(), "VmHWM since reset") if reset else (max_rss_mib(), "ru_maxrss")
+    memory = {"rss_before_mib": before, "peak_rss_mib": peak, "peak_rss_method": method}
+    row = {"layers": layers, "backend": backend, "sentences_per_s": rate, **memory}
+    return _bound(row, flops, seconds, peaks)
 
 
 def encode_speed(
@@ -79,7 +88,7 @@ def encode_speed(
     """One row per (layers, backend): sentences/s, its ratio to the same backend at the first depth
     (`x_first_depth`), to the torch export at its depth (`x_torch`) and to sentence-transformers' encode
     at its depth (`x_sentence_transformers`), its GFLOP/s against `peaks` (peaks.py) of its precision,
-    and the process's peak RSS so far."""
+    and the process's resident set before the row and at its peak during it."""
     from sentence_transformers import SentenceTransformer
 
     config = AutoConfig.from_pretrained(backbone)
@@ -89,15 +98,18 @@ def encode_speed(
         flops = encode_flops(lengths, k, config.hidden_size, config.intermediate_size)
         path = _export(backbone, k, max_length, folder)
         add_onnx(path, calibration, "bench sentences outside the timed ones")
-        model = SentenceTransformer(str(path), device="cpu", trust_remote_code=True)
-        rate, s = _rate(
-            lambda x, m=model: m.encode(x, batch_size=batch_size, show_progress_bar=False), sentences
-        )
-        rows.append(_bound({"layers": k, "backend": REFERENCE, "sentences_per_s": rate}, flops, s, peaks))
+
+        def reference(path=path):
+            model = SentenceTransformer(str(path), device="cpu", trust_remote_code=True)
+            return lambda x: model.encode(x, batch_size=batch_size, show_progress_bar=False)
+
+        rows.append(_row(k, REFERENCE, reference, sentences, flops, peaks))
         for backend in BACKENDS:
-            student = load_student(path, backend)
-            rate, s = _rate(lambda x, st=student: st.encode(x, batch_size), sentences)
-            rows.append(_bound({"layers": k, "backend": backend, "sentences_per_s": rate}, flops, s, peaks))
+
+            def served(backend=backend, path=path):
+                return partial(load_student(path, backend).encode, batch_size=batch_size)
+
+            rows.append(_row(k, backend, served, sentences, flops, peaks))
         log.info("encode speed, %d layers: %s", k, [f"{r['sentences_per_s']:.0f}" for r in rows[-6:]])
     base = {r["backend"]: r["sentences_per_s"] for r in rows if r["layers"] == layers[0]}
     reference = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == REFERENCE}

@@ -1,7 +1,8 @@
 """The quality-speed frontier: dev metric (MRPC, STS-B) against encode sentences/s for the teacher and each
 student depth, fp32 and int8, as a plot and a table (experiments/frontier).
 
-    python -m dse_lightning.bench.frontier    # after `make bench` and the frontier's cells
+    make bench BENCH_ARGS="--search-ns --out experiments/frontier/bench"   # alone on the machine
+    python -m dse_lightning.bench.frontier    # after that and the frontier's cells
 
 Quality: each seed's exported student evaluated on dev as served (`export.evaluate`): by torch, by the
 int8 ONNX graph and by the static int8 OpenVINO graph (added to the export when missing, calibrated on
@@ -219,7 +220,9 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="The quality-speed frontier: experiments/frontier/")
     p.add_argument("--tasks", nargs="+", default=["mrpc", "stsb"])
-    p.add_argument("--bench", type=Path, default=Path("experiments/bench/results.json"))
+    p.add_argument(  # the frontier's own bench run (encode and training rows; no search rows)
+        "--bench", type=Path, default=Path("experiments/frontier/bench/results.json")
+    )
     p.add_argument("--out", type=Path, default=Path("experiments/frontier"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -86,17 +86,19 @@ def _encode_speed(results: dict) -> list[str]:
         "",
         "Exports of the paper's student cut to k layers, each sentence encoded once, batches by length.",
         "GFLOP/s: the fp32 model's layer FLOPs over the padded batches (int8 rows too) per second; % of",
-        "peak: of the best GEMM rate measured for the row's precision; peak RSS: the process's, so far.",
+        "peak: of the best GEMM rate measured for the row's precision; RSS: the process's resident set",
+        "before the row (what earlier rows left) and its peak while the row loaded and encoded.",
         "",
         "| layers | backend | sentences/s | x torch export | x sentence-transformers | x first depth "
-        "| GFLOP/s | % of peak | peak RSS MiB |",
+        "| GFLOP/s | % of peak | RSS before / peak MiB |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['layers']} | {r['backend']} | {r['sentences_per_s']:.1f} | {r['x_torch']:.2f} | "
             f"{r['x_sentence_transformers']:.2f} | {r['x_first_depth']:.2f} | {r['gflop_per_s']:.0f} | "
-            f"{r['pct_of_peak']:.0f}% ({r['peak_precision']}) | {r['peak_rss_mib_so_far']:,.0f} |"
+            f"{r['pct_of_peak']:.0f}% ({r['peak_precision']}) | "
+            f"{r['rss_before_mib']:,.0f} / {r['peak_rss_mib']:,.0f} |"
         )
     peaks = results["gemm_peaks"]
     libs = {

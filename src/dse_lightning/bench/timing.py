@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import resource
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -76,6 +78,31 @@ def time_teacher(model, tokenizer, queries: list[str], candidates: list[str], ns
 def max_rss_mib() -> float:
     """The process's peak resident set so far (getrusage ru_maxrss, KiB on Linux), in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _status_mib(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS: resident now, VmHWM: its peak), in MiB."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    return int(match.group(1)) / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux: `5` into /proc/self/clear_refs), so a
+    later `peak_rss_mib()` covers only what ran since; False where it cannot (another OS, no access)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
+def peak_rss_mib() -> float:
+    """The peak resident set since `reset_peak_rss()` (the process's lifetime peak without it)."""
+    return _status_mib("VmHWM")
 
 
 def time_encode(encode_fn: EncodeFn, sentences: list[str], batch_size: int) -> tuple[torch.Tensor, dict]:
