@@ -101,6 +101,9 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
         assert r["peak_precision"] == ("int8" if backend.endswith("int8") else "fp32")
         assert r["pct_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / peaks[r["peak_precision"]]["best"])
         assert r["peak_rss_method"] == "VmHWM since reset" and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
+    # every row: the median of 3 timed passes over the same sentences
+    assert {len(r["pass_s"]) for r in speed.values()} == {3}
+    assert len({round(r["sentences_per_s"] * sorted(r["pass_s"])[1], 6) for r in speed.values()}) == 1
     # the same FLOPs at both depths' rows: GFLOP/s scale with sentences/s / layers
     ratio = speed[2, "torch"]["gflop_per_s"] / speed[4, "torch"]["gflop_per_s"]
     assert ratio == pytest.approx(
