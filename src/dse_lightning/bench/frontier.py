@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     bench = json.loads(args.bench.read_text())
-    rows = teacher_rows(args.tasks, bench) + quality(args.tasks, args.out / "evaluations.json")
+    evaluated = quality(args.tasks, args.out / "evaluations.json")
+    rows = teacher_rows(args.tasks, bench) + [r for r in evaluated if r["seeds"]]  # no export, no int8 row
     attach_speed(rows, bench)
     write_json(args.out / "results.json", {"rows": rows, "bench": str(args.bench)})
     text = ["# The quality-speed frontier", "", "![frontier](frontier.png)", "", *table(rows), ""]
