@@ -193,7 +193,7 @@ def plot(rows: list[dict], path: Path) -> None:
     tasks = sorted({r["task"] for r in rows})
     models = list(dict.fromkeys(r["model"] for r in rows))
     colour = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(models)}  # one per model, both panels
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 5.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 7.5), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         for r in (r for r in rows if r["task"] == task and r["score"] is not None):
             x = r.get("sentences_per_s") or r["pairs_per_s"]
@@ -203,14 +203,12 @@ def plot(rows: list[dict], path: Path) -> None:
             ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8,
                         color=colour[r["model"]])  # fmt: skip
         ax.set_xscale("log")
-        ax.set_xlabel(
-            "encode sentences/s (teacher: pairs/s), 2 threads; "
-            "o torch, square ONNX int8, triangle OpenVINO int8"
-        )
+        ax.set_xlabel("encode sentences/s (teacher: pairs/s), 2 threads")
         ax.set_ylabel("dev score (mean of the task's metrics)")
         ax.set_title(f"{task}: quality vs speed")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # off the points
+    fig.suptitle("o torch, square ONNX int8 (dynamic), triangle OpenVINO int8 (static)", fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
