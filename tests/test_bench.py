@@ -56,7 +56,7 @@ def test_a_rows_peak_rss_starts_from_a_reset_mark() -> None:
     block[::4096] = b"x" * len(block[::4096])
     high = peak_rss_mib()
     del block
-    assert reset_peak_rss()
+    reset_peak_rss()  # raises where the kernel's mark cannot be reset
     assert peak_rss_mib() < high - 200 and peak_rss_mib() >= rss_mib() - 1
 
 

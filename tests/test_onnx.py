@@ -30,14 +30,20 @@ def export(tokenizer_path: str, tmp_path_factory) -> Path:
     return out
 
 
-def test_onnx_encoders_match_the_torch_export(export: Path) -> None:
+def served_like_torch(export: Path, fp32_backend: str, int8_backend: str):
+    """The two graph backends loaded, after checking them against the torch export: fp32 equal to it,
+    int8 close (an approximation). Other batch sizes and lengths than the traced example: dynamic axes."""
     ref = load_student(export)
-    fp32, int8 = load_student(export, "onnx"), load_student(export, "onnx-int8")
-    # different batch sizes and lengths than the traced example: the graph's axes are dynamic
+    fp32, int8 = load_student(export, fp32_backend), load_student(export, int8_backend)
     torch.testing.assert_close(fp32.encode(A + B), ref.encode(A + B), atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(fp32.score(A, B), ref.score(A, B), atol=1e-4, rtol=1e-4)
     cos = torch.nn.functional.cosine_similarity(int8.encode(A + B), ref.encode(A + B))
-    assert cos.min() > 0.99, cos  # int8 is an approximation, close to fp32
+    assert cos.min() > 0.99, cos
+    return fp32, int8
+
+
+def test_onnx_encoders_match_the_torch_export(export: Path) -> None:
+    served_like_torch(export, "onnx", "onnx-int8")
     assert (export / FILES["onnx-int8"]).stat().st_size < (export / FILES["onnx"]).stat().st_size / 2
 
 
@@ -114,12 +120,7 @@ def ov_export(export: Path, tmp_path_factory) -> Path:
 def test_openvino_encoders_match_the_torch_export(ov_export: Path) -> None:
     from dse_lightning.scoring.store import student_identity
 
-    ref = load_student(ov_export)
-    fp32, int8 = load_student(ov_export, "openvino"), load_student(ov_export, "openvino-int8")
-    torch.testing.assert_close(fp32.encode(A + B), ref.encode(A + B), atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(fp32.score(A, B), ref.score(A, B), atol=1e-4, rtol=1e-4)
-    cos = torch.nn.functional.cosine_similarity(int8.encode(A + B), ref.encode(A + B))
-    assert cos.min() > 0.99, cos
+    fp32, _ = served_like_torch(ov_export, "openvino", "openvino-int8")
     calibration = fp32.spec["calibration"]
     assert calibration["source"] == "the test's sentences" and calibration["sentences"] == 16
     # each backend's store identity covers its own graphs: OpenVINO, ONNX and torch stores stay apart

@@ -11,8 +11,6 @@ passes over the sentences.
 from __future__ import annotations
 
 import logging
-import statistics
-import time
 from functools import partial
 from pathlib import Path
 
@@ -23,12 +21,14 @@ from ..config import load_task
 from ..export import export_student, load_student
 from ..export.onnx import add_onnx
 from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
+from ..scoring.encode import length_order
 from .flops import encode_flops
-from .timing import max_rss_mib, peak_rss_mib, reset_peak_rss, rss_mib
+from .timing import median_seconds, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)
 REFERENCE = "sentence-transformers encode (torch)"
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+PASSES = 3  # timed passes a row: two idle runs of one pass each put 3 layers at 2.05x and 1.77x 6 layers
 
 
 def _export(backbone: str, layers: int, max_length: int, folder: Path) -> Path:
@@ -39,26 +39,16 @@ def _export(backbone: str, layers: int, max_length: int, folder: Path) -> Path:
     return export_student(folder / f"layers{layers}", student, tokenizer, load_task("mrpc"), max_length)
 
 
-PASSES = 3  # timed passes a row: two idle runs of one pass each put 3 layers at 2.05x and 1.77x 6 layers
-
-
-def _rate(encode, sentences: list[str]) -> tuple[float, list[float]]:
-    """(sentences/s of the median pass, every pass's seconds) after a warm-up batch."""
+def _passes(encode, sentences: list[str]) -> tuple[float, list[float]]:
+    """(the median pass's seconds, every pass's) of `PASSES` timed passes after a warm-up batch."""
     encode(sentences[:64])  # warm-up: first-call allocations and lazy initialisation
-    seconds = []
-    for _ in range(PASSES):
-        start = time.perf_counter()
-        encode(sentences)
-        seconds.append(time.perf_counter() - start)
-    return len(sentences) / statistics.median(seconds), seconds
+    return median_seconds(encode, [sentences] * PASSES, warmup=0)
 
 
 def _batch_lengths(backbone: str, sentences: list[str], max_length: int, batch_size: int) -> list[list[int]]:
     """WordPieces of each sentence, in the batches `encode_corpus` forms (sorted by characters)."""
     lengths = AutoTokenizer.from_pretrained(backbone)(sentences, truncation=True, max_length=max_length)
-    ordered = [
-        len(lengths["input_ids"][i]) for i in sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    ]
+    ordered = [len(lengths["input_ids"][i]) for i in length_order(sentences)]
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
@@ -72,14 +62,17 @@ def _bound(row: dict, flops: int, seconds: float, peaks: dict) -> dict:
 
 def _row(layers: int, backend: str, load, sentences: list[str], flops: int, peaks: dict) -> dict:
     """Load a backend (`load() -> encode`) and time it; the process's resident set before loading and
-    its peak while loading and encoding (the kernel's peak mark reset first, where it can be)."""
-    reset = reset_peak_rss()
+    its peak while loading and encoding (the kernel's peak mark reset first)."""
+    reset_peak_rss()
     before = rss_mib()
-    rate, passes = _rate(load(), sentences)
-    peak, method = (peak_rss_mib(), "VmHWM since reset") if reset else (max_rss_mib(), "ru_maxrss")
-    memory = {"rss_before_mib": before, "peak_rss_mib": peak, "peak_rss_method": method}
-    row = {"layers": layers, "backend": backend, "sentences_per_s": rate, "pass_s": passes, **memory}
-    return _bound(row, flops, statistics.median(passes), peaks)
+    median, passes = _passes(load(), sentences)
+    memory = {
+        "rss_before_mib": before,
+        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_method": "VmHWM since reset",
+    }
+    row = {"layers": layers, "backend": backend, "sentences_per_s": len(sentences) / median, "pass_s": passes}
+    return _bound(row | memory, flops, median, peaks)
 
 
 def encode_speed(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..export.evaluate import evaluate_export
 from ..export.onnx import add_onnx
-from ..export.openvino import calibration_sentences
+from ..export.openvino import calibration_sentences, calibration_source
 from ..export.student_io import KIND
 from ..store import read_meta
 from ..table.cells import result
@@ -90,7 +90,7 @@ def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, floa
         return result(cell).student.metrics if backend == "torch" else None
     if key not in done:
         if backend != "torch" and backend not in read_meta(export, KIND).get("onnx", {}):
-            add_onnx(export, calibration_sentences(task), f"{task}/train, seed 0")
+            add_onnx(export, calibration_sentences(task), calibration_source(task))
         done[key] = evaluate_export(export, task, backend)
         log.info("%s %s: %s", cell, backend, done[key])
     return done[key]

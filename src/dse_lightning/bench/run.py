@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import torch
 
-from ..export.openvino import CALIBRATION_SIZE
+from ..export.openvino import sample_calibration
 from ..scoring.encode import encode_corpus
 from ..scoring.store import student_identity
 from .data import real_sentences
@@ -86,7 +86,7 @@ def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str], sentences: list[s
     peaks = gemm_peaks()
     timed = set(pool)
     rest = [s for s in sentences if s not in timed]
-    calibration = random.Random(cfg.seed).sample(rest, min(CALIBRATION_SIZE, len(rest)))
+    calibration = sample_calibration(rest, seed=cfg.seed)
     with tempfile.TemporaryDirectory(prefix="dse-bench-") as folder:
         rows = encode_speed(
             cfg.backbone,

@@ -22,22 +22,10 @@ from torch import Tensor
 from ..scoring.ann import FaissIndex, Search
 from ..scoring.compact import BLOCK, BYTES, Candidates
 from ..scoring.scorers import ConcatScorer, TwoStage, cosine_index, sample_rows
-from .timing import median_seconds
+from .timing import median_seconds, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)
 TIE = 1e-5  # scores within this of the 10th best are ties (float32 sums of 1,536 products)
-
-
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        line = next(ln for ln in fh if ln.startswith(field + ":"))
-    return int(line.split()[1]) / 1024  # kB
-
-
-def reset_peak_rss() -> None:
-    """Start a new peak: Linux resets VmHWM to the current RSS when "5" is written to clear_refs."""
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
 
 
 def draw(n: int, pool: int, seed: int) -> Tensor:
@@ -74,9 +62,9 @@ def _build(unit_pool: Tensor, rows: Tensor, dtype: str, search: Search) -> tuple
     n = rows.shape[0]
     sample = unit_pool[rows[sample_rows(n, search.train_rows(n))]]
     blocks = (unit_pool[rows[s : s + BLOCK]] for s in range(0, n, BLOCK))
-    rss, start = _status_mib("VmRSS"), time.perf_counter()
+    rss, start = rss_mib(), time.perf_counter()
     index = FaissIndex.build(blocks, unit_pool.shape[1], n, dtype, search, sample)
-    return index, time.perf_counter() - start, _status_mib("VmRSS") - rss
+    return index, time.perf_counter() - start, rss_mib() - rss
 
 
 def floor_bytes(n: int, d: int, dtype: str, search: Search) -> float | None:
@@ -106,7 +94,7 @@ def search_row(ctx, n: int, dtype: str, search: Search) -> dict:
         "search": search.describe(),
         "score_s": score_s, "score_times": times, f"recall@{k}": mean_recall, f"same_top{k}": whole,
         "store_mib": n * ctx.dim * BYTES[dtype] / 2**20, "index_mib": index_mib, "index_build_s": build_s,
-        "peak_rss_mib": _status_mib("VmHWM"), "queries": len(found), "timed_queries": len(times),
+        "peak_rss_mib": peak_rss_mib(), "queries": len(found), "timed_queries": len(times),
     }  # fmt: skip
     if floor is not None:
         row["memory_floor_s"] = floor / (ctx.gb_per_s * 1e9)

@@ -86,14 +86,10 @@ def _status_mib(field: str) -> float:
     return int(match.group(1)) / 1024
 
 
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark of this process (Linux: `5` into /proc/self/clear_refs), so a
-    later `peak_rss_mib()` covers only what ran since; False where it cannot (another OS, no access)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+def reset_peak_rss() -> None:
+    """Start a new peak: Linux resets VmHWM to the current RSS when "5" is written to clear_refs, so a
+    later `peak_rss_mib()` covers only what ran since."""
+    Path("/proc/self/clear_refs").write_text("5")
 
 
 def rss_mib() -> float:
@@ -101,7 +97,7 @@ def rss_mib() -> float:
 
 
 def peak_rss_mib() -> float:
-    """The peak resident set since `reset_peak_rss()` (the process's lifetime peak without it)."""
+    """The peak resident set since `reset_peak_rss()`."""
     return _status_mib("VmHWM")
 
 

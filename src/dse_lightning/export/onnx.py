@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     sentences, source = None, ""
     if args.openvino:
         sentences = openvino.calibration_sentences(args.openvino, args.data_dir, args.calibration_size)
-        source = f"{args.openvino}/train, seed 0"
+        source = openvino.calibration_source(args.openvino)
     print(add_onnx(args.export, sentences, source)["onnx"])
     return 0
 

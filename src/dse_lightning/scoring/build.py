@@ -140,9 +140,8 @@ class EncodeModule(pl.LightningModule):
         self.export, self.backend, self.student = Path(export), backend, None
 
     def on_predict_start(self) -> None:
-        device = (
-            str(self.device) if self.backend == "torch" else "cpu"
-        )  # the graph backends run on the CPU here
+        # the graph backends (onnxruntime, OpenVINO) run on the CPU here
+        device = str(self.device) if self.backend == "torch" else "cpu"
         self.student = load_student(self.export, self.backend, device)
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

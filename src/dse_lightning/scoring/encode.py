@@ -11,6 +11,11 @@ from tqdm.auto import tqdm
 EncodeFn = Callable[[list[str]], Tensor]  # a batch of sentences -> (B, d)
 
 
+def length_order(sentences: list[str]) -> list[int]:
+    """Indices of `sentences` shortest first (characters): the order `encode_corpus` batches them in."""
+    return sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+
+
 @torch.inference_mode()
 def encode_corpus(
     encode_fn: EncodeFn, sentences: list[str], batch_size: int = 64, progress: bool = True
@@ -23,7 +28,7 @@ def encode_corpus(
     if batch_size < 1:
         raise ValueError(f"encode_corpus: batch_size must be >= 1, got {batch_size}")
     unique = list(dict.fromkeys(sentences))
-    order = sorted(range(len(unique)), key=lambda i: len(unique[i]))
+    order = length_order(unique)
     blocks = []
     for start in tqdm(range(0, len(order), batch_size), desc="encode", unit="batch", disable=not progress):
         blocks.append(encode_fn([unique[i] for i in order[start : start + batch_size]]).float())

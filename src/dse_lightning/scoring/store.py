@@ -38,11 +38,16 @@ def student_identity(export_dir: str | Path, backend: str = "torch") -> str:
     manifest): README.md aside (the model card does not change what the student computes), and the ONNX
     and OpenVINO graphs only for their own backend (adding them leaves the torch stores valid; an int8
     store is not a torch one)."""
+    from ..export.onnx import FILES  # export.onnx imports this module: imported when used
+
+    def folder(file: str) -> str:
+        return file.split("/", 1)[0] + "/"
+
     files = read_manifest(Path(export_dir), EXPORT)["files"]
-    graphs = ("onnx/", "openvino/")
+    graphs = tuple({folder(f) for f in FILES.values()})  # onnx/, openvino/
     used = {k: v for k, v in files.items() if k != "README.md" and not k.startswith(graphs)}
-    if backend != "torch":
-        own = "openvino/" if backend.startswith("openvino") else "onnx/"
+    if backend != "torch":  # the graph files of its own runtime's folder
+        own = folder(FILES[backend])
         used |= {"backend": backend, **{k: v for k, v in files.items() if k.startswith(own)}}
     return sha256_json(used)
 
