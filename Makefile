@@ -51,9 +51,12 @@ bench: install ## Scoring speed: cross-encoder vs student with cached candidates
 reproduce-table: install ## The paper's table: PROFILE=cpu (6.5 h here on 2 cores, shared) or paper (GPUs, hub) -> experiments/paper_table/
 	$(PY) -m dse_lightning.table $(PROFILE) $(TABLE_ARGS)
 
-lint: install ## ruff check + format check
+# lint-imports: the contracts of pyproject.toml's [tool.importlinter]; --no-cache as the graph takes a second
+# and its cache goes stale when a folder becomes a package
+lint: install ## ruff check + format check + import layers and cycles (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/lint-imports --no-cache
 
 clean: ## Remove caches, run logs and build leftovers (keeps .venv)
-	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache .import_linter_cache src/*.egg-info

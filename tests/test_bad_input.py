@@ -78,7 +78,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path: Path, mrpc_dir: Path) -> None:
 def test_full_disk_under_torch_save_names_the_checkpoint(tmp_path: Path, mrpc_dir: Path, monkeypatch) -> None:
     import builtins
 
-    from dse_lightning.utils import checkpoint_io
+    from dse_lightning.callbacks import checkpoint_io
 
     # the checkpoint's bytes go to /dev/full: what a full disk does to the real write
     monkeypatch.setattr(

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dse_lightning.embeddings.ann import FaissIndex, Search
+from dse_lightning.embeddings.compact import Candidates
+from dse_lightning.embeddings.scorers import ConcatScorer, DotScorer, TwoStage, cosine_index, naive_logits
 from dse_lightning.score import main as score_main
 from dse_lightning.scoring import EmbeddingStore, open_index
-from dse_lightning.scoring.ann import FaissIndex, Search
-from dse_lightning.scoring.compact import Candidates
-from dse_lightning.scoring.scorers import ConcatScorer, DotScorer, TwoStage, cosine_index, naive_logits
 from test_scoring import CANDIDATES, export_tiny, random_head
 
 

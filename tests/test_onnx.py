@@ -153,7 +153,7 @@ def test_onnx_cli_calibrates_openvino_on_the_tasks_train_sentences(
 ) -> None:
     import shutil
 
-    from dse_lightning.export.openvino import calibration_sentences
+    from dse_lightning.export.calibration import calibration_sentences
 
     pytest.importorskip("openvino")
     out = tmp_path / "export"

@@ -126,7 +126,7 @@ def test_kill_between_the_two_renames_is_not_corruption(tmp_path: Path, monkeypa
 
 
 def test_lightning_checkpoints_enter_the_manifest(tmp_path: Path) -> None:
-    from dse_lightning.utils.checkpoint_io import AtomicCheckpointIO
+    from dse_lightning.callbacks.checkpoint_io import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     io.save_checkpoint({"w": torch.arange(10)}, tmp_path / "best.ckpt")

@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from .config import CONFIG_PATH, register_resolvers
-from .scoring.ann import Search
+from .embeddings.ann import Search
 from .scoring.build import ShardWriter, build_store, plan_for
 from .store import MANIFEST
 

@@ -21,9 +21,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .export.student_io import BACKENDS
-from .scoring.ann import MODES, Search
-from .scoring.compact import DTYPES
+from .embeddings.ann import MODES, Search
+from .embeddings.compact import DTYPES
+from .export.backends import BACKENDS, DEFAULT
 from .scoring.corpus import read_stream
 from .scoring.index import Hit, open_index
 from .utils.io import atomic_path
@@ -48,10 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder batch")
     p.add_argument(
         "--backend",
-        choices=BACKENDS,
-        default="torch",
+        choices=BACKENDS,  # the registry (export/backends/), as it is when parsing
+        default=DEFAULT,
         help="how the student encodes: torch, or a graph of its export (onnx, onnx-int8, openvino, "
-        "openvino-int8: dse_lightning.export.onnx adds them)",
+        "openvino-int8: dse_lightning.export.onnx adds them); any registered backend",
     )
     p.add_argument(
         "--dtype",

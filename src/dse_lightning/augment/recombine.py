@@ -12,7 +12,7 @@ from itertools import islice
 
 import torch.nn.functional as F
 
-from ..scoring.encode import encode_corpus, mean_pooled_encoder
+from ..embeddings.encode import encode_corpus, mean_pooled_encoder
 from .generators import Pair, PairGenerator, Sources, quota
 
 SAMPLERS = ("bm25", "semantic", "random")

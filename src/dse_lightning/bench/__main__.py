@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from transformers import logging as hf_logging
 
 from ..config import embedded_model_dir
-from ..scoring.ann import MODES, Search
-from ..scoring.compact import DTYPES
+from ..embeddings.ann import MODES, Search
+from ..embeddings.compact import DTYPES
 from ..utils.io import write_json
 from ..utils.portable import portable, used_embedded_models
 from .report import bounds_lines, write_markdown, write_plot

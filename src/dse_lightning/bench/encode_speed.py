@@ -18,16 +18,16 @@ import torch
 from transformers import AutoConfig, AutoTokenizer
 
 from ..config import load_task
+from ..embeddings.encode import length_order
 from ..export import export_student, load_student
+from ..export.backends import BACKENDS, DEFAULT
 from ..export.onnx import add_onnx
 from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
-from ..scoring.encode import length_order
 from .flops import encode_flops
 from .timing import median_seconds, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)
 REFERENCE = "sentence-transformers encode (torch)"
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 PASSES = 3  # timed passes a row: two idle runs of one pass each put 3 layers at 2.05x and 1.77x 6 layers
 
 
@@ -52,15 +52,16 @@ def _batch_lengths(backbone: str, sentences: list[str], max_length: int, batch_s
     return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
-def _bound(row: dict, flops: int, seconds: float, peaks: dict) -> dict:
+def _bound(row: dict, flops: int, seconds: float, peaks: dict, precision: str) -> dict:
     """The row's achieved GFLOP/s (the fp32 model's FLOPs, also for int8) against its precision's peak."""
-    precision = "int8" if row["backend"].endswith("int8") else "fp32"
     rate = flops / seconds / 1e9
     pct = 100 * rate / peaks[precision]["best"]
     return {**row, "gflop_per_s": rate, "peak_precision": precision, "pct_of_peak": pct}
 
 
-def _row(layers: int, backend: str, load, sentences: list[str], flops: int, peaks: dict) -> dict:
+def _row(
+    layers: int, backend: str, load, sentences: list[str], flops: int, peaks: dict, precision: str = "fp32"
+) -> dict:
     """Load a backend (`load() -> encode`) and time it; the process's resident set before loading and
     its peak while loading and encoding (the kernel's peak mark reset first)."""
     reset_peak_rss()
@@ -72,7 +73,7 @@ def _row(layers: int, backend: str, load, sentences: list[str], flops: int, peak
         "peak_rss_method": "VmHWM since reset",
     }
     row = {"layers": layers, "backend": backend, "sentences_per_s": len(sentences) / median, "pass_s": passes}
-    return _bound(row | memory, flops, median, peaks)
+    return _bound(row | memory, flops, median, peaks, precision)
 
 
 def encode_speed(
@@ -104,16 +105,17 @@ def encode_speed(
             return lambda x: model.encode(x, batch_size=batch_size, show_progress_bar=False)
 
         rows.append(_row(k, REFERENCE, reference, sentences, flops, peaks))
-        for backend in BACKENDS:
+        for name, backend in BACKENDS.items():  # every registered backend, written above
 
-            def served(backend=backend, path=path):
-                return partial(load_student(path, backend).encode, batch_size=batch_size)
+            def served(name=name, path=path):
+                return partial(load_student(path, name).encode, batch_size=batch_size)
 
-            rows.append(_row(k, backend, served, sentences, flops, peaks))
-        log.info("encode speed, %d layers: %s", k, [f"{r['sentences_per_s']:.0f}" for r in rows[-6:]])
+            rows.append(_row(k, name, served, sentences, flops, peaks, backend.precision))
+        depth = rows[-1 - len(BACKENDS) :]
+        log.info("encode speed, %d layers: %s", k, [f"{r['sentences_per_s']:.0f}" for r in depth])
     base = {r["backend"]: r["sentences_per_s"] for r in rows if r["layers"] == layers[0]}
     reference = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == REFERENCE}
-    torch_rate = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == "torch"}
+    torch_rate = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == DEFAULT}
     for r in rows:
         r["x_first_depth"] = r["sentences_per_s"] / base[r["backend"]]
         r["x_torch"] = r["sentences_per_s"] / torch_rate[r["layers"]]

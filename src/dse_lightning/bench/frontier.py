@@ -22,9 +22,10 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..export.backends import BACKENDS, DEFAULT
+from ..export.calibration import calibration_sentences, calibration_source
 from ..export.evaluate import evaluate_export
 from ..export.onnx import add_onnx
-from ..export.openvino import calibration_sentences, calibration_source
 from ..export.student_io import KIND
 from ..store import read_meta
 from ..table.cells import result
@@ -60,8 +61,12 @@ SOURCES = {  # the model's label -> its cells
     ),
     "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),
 }
-BACKENDS = ("torch", "onnx-int8", "openvino-int8")
-MARKERS = {"torch": "o", "onnx-int8": "s", "openvino-int8": "^"}
+
+
+def frontier_backends() -> list[str]:
+    """The export as trained and each registered backend that trades quality for speed (int8): the fp32
+    graphs serve the torch embeddings to float tolerance, so they would repeat its quality."""
+    return [DEFAULT] + [name for name, b in BACKENDS.items() if b.precision != "fp32"]
 
 
 def _cells(task: str, model: str) -> list[Path]:
@@ -85,11 +90,11 @@ def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, floa
         log.warning(
             "%s: no export (not kept in git); %s",
             cell,
-            "its run's dev metrics" if backend == "torch" else "seed left out",
+            "its run's dev metrics" if backend == DEFAULT else "seed left out",
         )
-        return result(cell).student.metrics if backend == "torch" else None
+        return result(cell).student.metrics if backend == DEFAULT else None
     if key not in done:
-        if backend != "torch" and backend not in read_meta(export, KIND).get("onnx", {}):
+        if not BACKENDS[backend].present(read_meta(export, KIND)):
             add_onnx(export, calibration_sentences(task), calibration_source(task))
         done[key] = evaluate_export(export, task, backend)
         log.info("%s %s: %s", cell, backend, done[key])
@@ -105,7 +110,7 @@ def quality(tasks: list[str], evaluations: Path) -> list[dict]:
             cells = _cells(task, model)
             if not cells:
                 continue  # a variant run on the other task only
-            for backend in BACKENDS:
+            for backend in frontier_backends():
                 evaluated = (_evaluate(c, task, backend, done) for c in cells)
                 per_seed = [m for m in evaluated if m is not None]
                 write_json(evaluations, done)  # after each: a rerun evaluates only what is new
@@ -138,7 +143,7 @@ def teacher_rows(tasks: list[str], bench: dict) -> list[dict]:
                 "task": task,
                 "model": "teacher (cross-encoder)",
                 "layers": 6,
-                "backend": "torch",
+                "backend": DEFAULT,
                 "seeds": 1,
                 "metrics": metrics,
                 "score": statistics.fmean(metrics.values()),
@@ -197,7 +202,7 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, task in zip(axes[0], tasks, strict=True):
         for r in (r for r in rows if r["task"] == task and r["score"] is not None):
             x = r.get("sentences_per_s") or r["pairs_per_s"]
-            marker = "*" if "pairs_per_s" in r else MARKERS[r["backend"]]
+            marker = "*" if "pairs_per_s" in r else BACKENDS[r["backend"]].marker
             seeds = f"{r['seeds']} seed{'s' if r['seeds'] > 1 else ''}"
             label = r["model"] if "pairs_per_s" in r else f"{r['model']}, {r['backend']} ({seeds})"
             ax.errorbar(x, r["score"], yerr=r["score_std"] or 0, fmt=marker, capsize=3, label=label, ms=8,
@@ -208,7 +213,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_title(f"{task}: quality vs speed")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)  # off the points
-    fig.suptitle("o torch, square ONNX int8 (dynamic), triangle OpenVINO int8 (static)", fontsize=9)
+    shown = dict.fromkeys(r["backend"] for r in rows if "pairs_per_s" not in r)
+    fig.suptitle(", ".join(f"{BACKENDS[b].marker} {BACKENDS[b].label}" for b in shown), fontsize=9)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from ..embeddings.encode import EncodeFn
 from ..export import load_student
 from ..models.components import ConcatHead, DotHead, Pooling, TransformerEncoder
-from ..scoring.encode import EncodeFn
 
 
 @dataclass

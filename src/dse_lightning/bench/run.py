@@ -15,8 +15,8 @@ from types import SimpleNamespace
 
 import torch
 
-from ..export.openvino import sample_calibration
-from ..scoring.encode import encode_corpus
+from ..embeddings.encode import encode_corpus
+from ..export.calibration import sample_calibration
 from ..scoring.store import student_identity
 from .data import real_sentences
 from .encode_speed import encode_speed

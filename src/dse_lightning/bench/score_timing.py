@@ -9,7 +9,7 @@ import time
 import torch
 from torch import Tensor, nn
 
-from ..scoring.scorers import ConcatScorer, DotScorer, naive_logits
+from ..embeddings.scorers import ConcatScorer, DotScorer, naive_logits
 from .timing import median_seconds
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..scoring.ann import FaissIndex, Search
-from ..scoring.compact import BLOCK, BYTES, Candidates
-from ..scoring.scorers import ConcatScorer, TwoStage, cosine_index, sample_rows
+from ..embeddings.ann import FaissIndex, Search
+from ..embeddings.compact import BLOCK, BYTES, Candidates
+from ..embeddings.scorers import ConcatScorer, TwoStage, cosine_index, sample_rows
 from .timing import median_seconds, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..scoring.encode import EncodeFn, encode_corpus
+from ..embeddings.encode import EncodeFn, encode_corpus
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import datasets
 import pytorch_lightning as pl
@@ -18,10 +18,8 @@ from .encode import build_or_load, tokenizer_fingerprint
 from .resumable import EpochSampler, ResumableLoader
 from .sharding import ShardedBatchSampler, local_batch_size, rank_and_world
 from .sources import resolve_source
+from .student_targets import StudentTargets
 from .tasks import TaskSpec
-
-if TYPE_CHECKING:
-    from ..targets import StudentTargets
 
 log = logging.getLogger(__name__)
 View = Literal["pair", "sentence"]

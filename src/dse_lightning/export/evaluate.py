@@ -14,11 +14,12 @@ import torch
 
 from ..config import load_task
 from ..data.sources import resolve_source
-from .student_io import BACKENDS, load_student
+from .backends import BACKENDS, DEFAULT
+from .student_io import load_student
 
 
 def evaluate_export(
-    path: str | Path, task_name: str, backend: str = "torch", split: str = "dev", data_dir: str | None = None
+    path: str | Path, task_name: str, backend: str = DEFAULT, split: str = "dev", data_dir: str | None = None
 ) -> dict[str, float]:
     """{metric: value} of the export on `split` of `task_name`, e.g. {"acc": 0.82, "f1": 0.87}."""
     task = load_task(task_name)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Dev metrics of a student export, served by a given backend")
     p.add_argument("export", type=Path, help="a student export folder (<run>/student/export)")
     p.add_argument("--task", required=True, help="the task's config name (conf/task/<name>.yaml)")
-    p.add_argument("--backend", default="torch", choices=BACKENDS)
+    p.add_argument("--backend", default=DEFAULT, choices=BACKENDS)  # the registry, as it is when parsing
     p.add_argument("--split", default="dev")
     p.add_argument("--data-dir", default=None, help="a glue_data folder (default: as data.dir resolves)")
     args = p.parse_args(argv)

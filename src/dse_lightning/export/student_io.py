@@ -11,16 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedTokenizerBase
 
 from ..data.task_kinds import TASK_KINDS
 from ..data.tasks import TaskSpec
-from ..models.components.encoders import EncodeFn
+from ..embeddings.encode import EncodeFn, encode_corpus
 from ..models.components.heads import PairHead
 from ..models.components.student import SiameseStudent
 from ..store import publish, verify
+from .backends import DEFAULT, get_backend
 
 KIND = "student export"
 
@@ -68,8 +68,6 @@ class ExportedStudent:
     def encode(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
         """(N, D), row i for sentence i; encoded in length-sorted batches, each distinct sentence once
         (input-order batches ran at 0.80x sentence-transformers' own encode, which sorts too)."""
-        from ..scoring.encode import encode_corpus  # scoring imports this module: imported when used
-
         return encode_corpus(self._encode, sentences, batch_size, progress=False)
 
     @torch.inference_mode()
@@ -81,32 +79,17 @@ class ExportedStudent:
         return self.kind.scores(self.logits(sentences_a, sentences_b, batch_size))
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
-
-
-def load_student(path: str | Path, backend: str = "torch", device: str = "cpu") -> ExportedStudent:
-    """backend: torch (the exported encoder as trained), onnx or onnx-int8 (its ONNX graphs, fp32 or
-    dynamically quantized int8, run by onnxruntime on the CPU; `python -m dse_lightning.export.onnx
-    EXPORT` adds them), openvino or openvino-int8 (OpenVINO fp32 and static int8 graphs; the same command
-    with `--openvino TASK` adds them). device: where the torch encoder runs (its embeddings come back
-    there)."""
+def load_student(path: str | Path, backend: str = DEFAULT, device: str = "cpu") -> ExportedStudent:
+    """backend: a name in the registry (export/backends/): torch (the exported encoder as trained), onnx or
+    onnx-int8 (its ONNX graphs, fp32 or dynamically quantized int8, run by onnxruntime on the CPU; `python
+    -m dse_lightning.export.onnx EXPORT` adds them), openvino or openvino-int8 (OpenVINO fp32 and static
+    int8 graphs; the same command with `--openvino TASK` adds them). device: where the torch encoder runs
+    (its embeddings come back there; the graph backends run on the CPU)."""
     path = Path(path)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r}: expected one of {BACKENDS}")
+    serving = get_backend(backend)
     spec = verify_export(path)
     head = PairHead.from_spec(spec["head"])
     head.load_state_dict(load_file(path / "head.safetensors"))
-    if backend == "torch":
-        encoder = get_class(spec["encoder"]["_target_"])
-        return ExportedStudent(
-            spec, head, encoder.load_export(path, spec["encoder"], spec["max_length"], device)
-        )
-    if backend not in spec.get("onnx", {}):
-        how = " --openvino TASK" if backend.startswith("openvino") else ""
-        raise FileNotFoundError(
-            f"{path}: backend={backend!r} but the export has no such graph encoder; add it with "
-            f"`python -m dse_lightning.export.onnx {path}{how}`"
-        )
-    from .onnx import GraphEncoder
-
-    return ExportedStudent(spec, head, GraphEncoder(path, backend, spec["max_length"]))
+    if not serving.present(spec):
+        raise FileNotFoundError(serving.missing(path))
+    return ExportedStudent(spec, head, serving.load(path, spec, device))

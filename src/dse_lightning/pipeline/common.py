@@ -10,11 +10,10 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from ..callbacks import RngStateCheckpoint
+from ..callbacks import AtomicCheckpointIO, RngStateCheckpoint
 from ..data.datamodule import GluePairDataModule
 from ..data.tasks import TaskSpec
 from ..store import resume_checkpoint, verify_file
-from ..utils.checkpoint_io import AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 

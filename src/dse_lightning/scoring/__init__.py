@@ -1,8 +1,8 @@
 """Scalable scoring: cached candidate embeddings, fast query-vs-candidates search with the student's head."""
 
-from .encode import encode_corpus
+from ..embeddings.encode import encode_corpus
+from ..embeddings.scorers import ConcatScorer, DotScorer, naive_logits
 from .index import CandidateIndex, Hit, open_index
-from .scorers import ConcatScorer, DotScorer, naive_logits
 from .store import EmbeddingStore, StoreMismatchError, student_identity
 
 __all__ = [

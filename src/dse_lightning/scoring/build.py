@@ -29,13 +29,14 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, IterableDataset
 
+from ..embeddings.ann import Search
+from ..embeddings.compact import Candidates, check_dtype
+from ..embeddings.scorers import cosine_index
 from ..export import load_student
+from ..export.backends import DEFAULT
 from ..store import publish, verify
 from ..utils.io import CorruptArtifactError, sha256_file
-from .ann import Search
-from .compact import Candidates, check_dtype
 from .corpus import distinct, read_stream
-from .scorers import cosine_index
 from .store import EmbeddingStore, student_identity
 
 log = logging.getLogger(__name__)
@@ -135,14 +136,13 @@ class ShardPlan:
 class EncodeModule(pl.LightningModule):
     """The exported student's encoder in Lightning's predict loop (loaded on each rank's device)."""
 
-    def __init__(self, export: str | Path, backend: str = "torch") -> None:
+    def __init__(self, export: str | Path, backend: str = DEFAULT) -> None:
         super().__init__()
         self.export, self.backend, self.student = Path(export), backend, None
 
     def on_predict_start(self) -> None:
-        # the graph backends (onnxruntime, OpenVINO) run on the CPU here
-        device = str(self.device) if self.backend == "torch" else "cpu"
-        self.student = load_student(self.export, self.backend, device)
+        # the rank's device: the torch encoder runs there, the graph backends on the CPU
+        self.student = load_student(self.export, self.backend, str(self.device))
 
     def predict_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self.student.encode_batch(batch["sentences"]).float().cpu()  # (B, d)
@@ -189,7 +189,7 @@ def build_store(
     candidates: str | Path,
     store: str | Path,
     dtype: str = "float32",
-    backend: str = "torch",
+    backend: str = DEFAULT,
     batch_size: int = 64,
     index: Search | None = None,
 ) -> EmbeddingStore | None:

@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..embeddings.ann import Search
+from ..embeddings.scorers import RankKey, single_output
 from ..export import ExportedStudent, load_student
+from ..export.backends import DEFAULT
 from ..store import MANIFEST
-from .ann import Search
 from .build import SHARD_SIZE, build_store, default_trainer, plan_for
 from .corpus import distinct, read_stream
-from .scorers import RankKey, single_output
 from .store import EmbeddingStore, student_identity
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def open_index(
     batch_size: int = 64,
     chunk_size: int = 1024,
     progress: bool = True,
-    backend: str = "torch",
+    backend: str = DEFAULT,
     dtype: str = "float32",
     search: Search | None = None,
     shortlist: int | None = None,

@@ -10,7 +10,6 @@ them, its head scores them), so a store from another one is refused.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterable
@@ -20,11 +19,12 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from ..embeddings.ann import FaissIndex
+from ..embeddings.compact import Candidates
+from ..export.backends import BACKENDS, DEFAULT, get_backend
 from ..export.student_io import KIND as EXPORT
 from ..store import publish, read_manifest, verify
-from ..utils.io import sha256_json
-from .ann import FaissIndex
-from .compact import Candidates
+from ..utils.io import sentences_checksum, sha256_json
 
 KIND = "embedding store"
 
@@ -33,31 +33,20 @@ class StoreMismatchError(ValueError):
     """A store that does not belong to this student or to these candidates."""
 
 
-def student_identity(export_dir: str | Path, backend: str = "torch") -> str:
+def student_identity(export_dir: str | Path, backend: str = DEFAULT) -> str:
     """A hash of the files of a student export that compute its embeddings with `backend` (from its
-    manifest): README.md aside (the model card does not change what the student computes), and the ONNX
-    and OpenVINO graphs only for their own backend (adding them leaves the torch stores valid; an int8
-    store is not a torch one)."""
-    from ..export.onnx import FILES  # export.onnx imports this module: imported when used
-
-    def folder(file: str) -> str:
-        return file.split("/", 1)[0] + "/"
-
+    manifest): README.md aside (the model card does not change what the student computes), and each
+    registered backend's folder (onnx/, openvino/) only for the backends whose files lie there (adding
+    them leaves the torch stores valid). Any backend but the default is named in it (an int8 store is not
+    a torch one)."""
+    serving = get_backend(backend)
     files = read_manifest(Path(export_dir), EXPORT)["files"]
-    graphs = tuple({folder(f) for f in FILES.values()})  # onnx/, openvino/
+    graphs = tuple({b.folder for b in BACKENDS.values() if b.folder})
     used = {k: v for k, v in files.items() if k != "README.md" and not k.startswith(graphs)}
-    if backend != "torch":  # the graph files of its own runtime's folder
-        own = folder(FILES[backend])
-        used |= {"backend": backend, **{k: v for k, v in files.items() if k.startswith(own)}}
+    if serving.name != DEFAULT:  # the files of its own runtime's folder
+        own = {k: v for k, v in files.items() if serving.folder and k.startswith(serving.folder)}
+        used |= {"backend": serving.name, **own}
     return sha256_json(used)
-
-
-def sentences_checksum(sentences: Iterable[str]) -> str:
-    """sha256 of the sentences in row order, one per line: computable while streaming a corpus."""
-    digest = hashlib.sha256()
-    for sentence in sentences:
-        digest.update(sentence.encode() + b"\n")
-    return digest.hexdigest()
 
 
 @dataclass

@@ -16,8 +16,8 @@ from torchmetrics.functional import spearman_corrcoef
 
 from ..config import load_task
 from ..data.sources import resolve_source
+from ..embeddings.encode import EncodeFn, encode_corpus, mean_pooled_encoder
 from ..export.student_io import load_student
-from ..scoring.encode import EncodeFn, encode_corpus, mean_pooled_encoder
 from ..utils.io import write_json
 from ..utils.portable import portable, resolve_portable
 from .cells import is_done, result

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import datasets
 from omegaconf import DictConfig
-from torch import nn
 
+from ..data.datamodule import GluePairDataModule
+from ..data.student_targets import StudentTargets
 from ..data.tasks import TaskSpec
-from ..logits import KeyedLogits
 from ..results import TeacherResult
 
-if TYPE_CHECKING:
-    from ..data.datamodule import GluePairDataModule
-
-
-@dataclass
-class StudentTargets:
-    """What the student learns from besides gold labels."""
-
-    logits: KeyedLogits | None = None  # (N, K) in the student's form (binary: z1 - z0), by example id
-    online: nn.Module | None = None  # a frozen cross-encoder: pair encodings -> logits (B, C)
-    # Train rows without a gold label (id, sentence1, sentence2), and what identifies them (the cache key).
-    extra_rows: datasets.Dataset | None = None
-    extra_key: str | None = None
+__all__ = ["StudentTargets", "TargetContext", "TargetSource"]  # StudentTargets: data/student_targets.py
 
 
 @dataclass

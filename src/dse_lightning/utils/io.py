@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,14 @@ def sha256_json(obj: Any) -> str:
     """Stable hash of a JSON-able object (keys sorted), used as a cache key."""
     text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sentences_checksum(sentences: Iterable[str]) -> str:
+    """sha256 of the sentences in row order, one per line: computable while streaming a corpus."""
+    digest = hashlib.sha256()
+    for sentence in sentences:
+        digest.update(sentence.encode() + b"\n")
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager

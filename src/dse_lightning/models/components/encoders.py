@@ -17,7 +17,7 @@ import inspect
 import logging
 import shutil
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,11 +27,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
-from dse_lightning.models.components.pooling import Pooling, masked_max
+from ...embeddings.encode import EncodeFn
+from .pooling import Pooling, masked_max
 
 log = logging.getLogger(__name__)
 Backbone = str | Mapping | PretrainedConfig | PreTrainedModel
-EncodeFn = Callable[[list[str]], Tensor]  # a batch of raw sentences -> (B, D)
 
 
 class SentenceEncoder(nn.Module, metaclass=ABCMeta):
@@ -179,7 +179,7 @@ class TransformerEncoder(SentenceEncoder):
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.base.modules import Dense, Transformer
 
-        from ...export.st_modules import DSEPooling, native_pooling, ship_code
+        from .st_modules import DSEPooling, native_pooling, ship_code  # sentence-transformers: when exporting
 
         backbone_dir = folder / ".backbone"
         self.backbone.save_pretrained(backbone_dir)

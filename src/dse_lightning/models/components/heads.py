@@ -2,7 +2,7 @@
 
 Both heads see the embeddings only, never the tokens, which is what makes the student siamese:
 each sentence is encoded once and any pair is then scored cheaply. A head knows how an export records it
-(`spec`, rebuilt with `from_spec`) and how to score cached candidates fast (`scorer`, scoring/scorers.py),
+(`spec`, rebuilt with `from_spec`) and how to score cached candidates fast (`scorer`, embeddings/scorers.py),
 so export and scoring need not know which head they hold.
 """
 
@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import get_class
 from torch import Tensor, nn
+
+from ...embeddings.scorers import ConcatScorer, DotScorer, TwoStage
 
 
 class PairHead(nn.Module):
@@ -25,8 +27,8 @@ class PairHead(nn.Module):
 
     def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
         """A scorer of one query embedding against the (N, D) cached `candidates` (a tensor or
-        scoring.Candidates; eval mode assumed). search: scoring.Search (how an index searches);
-        shortlist: M for two-stage scoring (heads that are not a search themselves)."""
+        embeddings.compact.Candidates; eval mode assumed). search: embeddings.ann.Search (how an index
+        searches); shortlist: M for two-stage scoring (heads that are not a search themselves)."""
         raise NotImplementedError
 
     @staticmethod
@@ -80,8 +82,6 @@ class ConcatHead(PairHead):
         }
 
     def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
-        from ...scoring.scorers import ConcatScorer, TwoStage
-
         full = ConcatScorer(self, candidates, chunk_size)
         if shortlist is None:
             if search is not None and search.mode != "exact":
@@ -129,8 +129,6 @@ class DotHead(PairHead):
         return {**self._target(), "embed_dim": self.embed_dim, "num_outputs": 1, "normalize": self.normalize}
 
     def scorer(self, candidates, chunk_size: int = 1024, search=None, shortlist: int | None = None):
-        from ...scoring.scorers import DotScorer
-
         if shortlist is not None:
             raise ValueError("the dot head searches its index directly: a two-stage shortlist is for concat")
         return DotScorer(self, candidates, search)

@@ -10,7 +10,7 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from ..store import forget_file, record_file
-from .io import atomic_path, sha256_file
+from ..utils.io import atomic_path, sha256_file
 
 
 def _record(path: Path, tmp: Path) -> None:

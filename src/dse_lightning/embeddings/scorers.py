@@ -20,7 +20,7 @@ builds its own (`head.scorer(candidates)`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +29,23 @@ from torch import Tensor, nn
 from .ann import FaissIndex, Search
 from .compact import BLOCK, Candidates
 
-if TYPE_CHECKING:
-    from ..models.components.heads import ConcatHead, DotHead
-
 RankKey = Callable[[Tensor], Tensor]  # logits (N, C) -> one ranking value per candidate (N,)
+
+
+class ConcatParams(Protocol):
+    """What `ConcatScorer` reads of a concat head (models/components/heads.py: ConcatHead)."""
+
+    embed_dim: int
+    fc1: nn.Linear  # (4d -> h), columns in blocks [u | v | u*v | |u-v|]
+    fc2: nn.Linear  # (h -> C)
+
+
+class DotParams(Protocol):
+    """What `DotScorer` reads of a dot head (models/components/heads.py: DotHead)."""
+
+    normalize: bool
+    scale: Tensor  # ()
+    bias: Tensor  # ()
 
 
 def single_output(logits: Tensor) -> Tensor:
@@ -71,7 +84,7 @@ def sample_rows(n: int, count: int) -> Tensor:
 class ConcatScorer:
     """Decomposed ConcatHead over cached candidates; `logits(u)` equals `naive_logits` to float tolerance."""
 
-    def __init__(self, head: ConcatHead, candidates: Tensor | Candidates, chunk_size: int = 1024) -> None:
+    def __init__(self, head: ConcatParams, candidates: Tensor | Candidates, chunk_size: int = 1024) -> None:
         if chunk_size < 1:
             raise ValueError(f"ConcatScorer: chunk_size must be >= 1, got {chunk_size}")
         d, self.chunk_size = head.embed_dim, chunk_size
@@ -157,7 +170,9 @@ def cosine_index(candidates: Candidates, search: Search | None, normalize: bool 
 class DotScorer:
     """DotHead over cached candidates with a faiss inner-product index (exact unless `search` says)."""
 
-    def __init__(self, head: DotHead, candidates: Tensor | Candidates, search: Search | None = None) -> None:
+    def __init__(
+        self, head: DotParams, candidates: Tensor | Candidates, search: Search | None = None
+    ) -> None:
         self.normalize = head.normalize
         self.scale, self.bias = float(head.scale.detach()), float(head.bias.detach())
         self.index = cosine_index(as_candidates(candidates), search, self.normalize)

@@ -1,0 +1,77 @@
+"""The serving-backend interface: what one way of running an export's encoder declares and does.
+
+A backend has a name (the `backend=` option of `load_student`, `score`, `build_store`, `export.evaluate`),
+a label and a plot marker for reports, the precision of its GEMMs (the peak the bench reads its rows
+against), the file it adds to an export (None: it serves the export's own files), how that file is
+written (`write`), whether an export has it (`present`) and how it loads into an encode function
+(`load`). The registry (`__init__.py`) lists them; nothing else names a backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ...embeddings.encode import EncodeFn
+
+# The export meta's {backend name: its file} for the backends that add files; named when ONNX was the
+# only one, kept so that exports written since then still load.
+GRAPHS = "onnx"
+
+
+@dataclass
+class Writing:
+    """What a backend's files are written from: the export (`source`, as published), the new version of
+    it being written (`folder`: a copy of its files and of the backends written before this one), its
+    spec, and the calibration sentences when given."""
+
+    source: Path
+    folder: Path
+    spec: dict
+    calibration: list[str] | None = None
+
+    @cached_property
+    def model(self):
+        """The export as a SentenceTransformer on the CPU: what graphs are traced from."""
+        from sentence_transformers import SentenceTransformer  # seconds to import: only when writing
+
+        return SentenceTransformer(str(self.source), device="cpu", trust_remote_code=True).eval()
+
+
+class Backend(ABC):
+    """One way to serve an export's encoder: see the module doc."""
+
+    name: str = ""  # the `backend=` option, e.g. "onnx-int8"
+    label: str = ""  # how reports name it, e.g. "ONNX int8 (dynamic)"
+    marker: str = "o"  # its points in the frontier's plot (a matplotlib marker)
+    precision: str = (
+        "fp32"  # "fp32" or "int8": the GEMM peak (bench/peaks.py) its encode rows are read against
+    )
+    file: str | None = None  # the file it adds to an export (its folder may hold more); None: adds none
+    with_calibration: bool = False  # written only when calibration sentences are given (--openvino TASK)
+
+    @property
+    def folder(self) -> str | None:
+        """The export's folder its files lie in (`onnx/`): what a store's identity covers for it."""
+        return None if self.file is None else self.file.split("/", 1)[0] + "/"
+
+    def present(self, spec: dict) -> bool:
+        """Whether the export whose spec this is serves this backend."""
+        return self.file is None or self.name in spec.get(GRAPHS, {})
+
+    def missing(self, path: Path) -> str:
+        """The error for an export without this backend's files: what to run to add them."""
+        how = " --openvino TASK" if self.with_calibration else ""
+        return (
+            f"{path}: backend={self.name!r} but the export has no such graph encoder; add it with "
+            f"`python -m dse_lightning.export.onnx {path}{how}`"
+        )
+
+    def write(self, writing: Writing) -> None:  # noqa: B027 (optional: a backend without files has none)
+        """Write this backend's files into `writing.folder` (a backend without files writes nothing)."""
+
+    @abstractmethod
+    def load(self, folder: Path, spec: dict, device: str) -> EncodeFn:
+        """The export at `folder` (its files verified) as this backend runs it: batch -> (B, D)."""
