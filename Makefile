@@ -56,4 +56,4 @@ lint: install ## ruff check + format check
 	$(VENV)/bin/ruff format --check src tests
 
 clean: ## Remove caches, run logs and build leftovers (keeps .venv)
-	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache src/*.egg-info
+	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache src/*.egg-info build dist

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from dse_lightning.config import embedded_model_dir, register_resolvers
+from dse_lightning.config import CONFIG_DIR, embedded_model_dir, register_resolvers
 from dse_lightning.targets import ExportedLogits, StudentTargets, TargetContext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def run_cli(backbone: Path, data: Path, cache: Path, *extra: str, ok: bool = Tru
 
 def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictConfig:
     """A train() config on tiny random BERTs: cache in `tmp_path/cache`, run dir `tmp_path/run`."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[
