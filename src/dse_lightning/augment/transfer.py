@@ -202,7 +202,8 @@ class TransferSet(NoTransfer):
         bar = f"teacher labels {len(pairs)} transfer pairs"
         for start in tqdm(starts, desc=bar, unit="chunk", disable=not trainer.is_global_zero):
             path = work / f"chunk{start // self.chunk_size:05d}.pt"
-            if not path.is_file():  # every process sees the same chunks: only rank 0 writes, the others wait
+            # Every process decides alike: a chunk is saved (by rank 0) only once all have predicted it.
+            if not path.is_file():
                 end = start + self.chunk_size
                 part = self._label_chunk(ctx, trainer, modules, pairs[start:end], ids[start:end])
                 if trainer.is_global_zero:
@@ -213,7 +214,12 @@ class TransferSet(NoTransfer):
         return torch.cat(chunks)
 
     def _label_chunk(
-        self, ctx: TargetContext, trainer: pl.Trainer, modules: list, pairs: list[Pair], ids: list[str]
+        self,
+        ctx: TargetContext,
+        trainer: pl.Trainer,
+        modules: list[TeacherModule],
+        pairs: list[Pair],
+        ids: list[str],
     ) -> torch.Tensor:
         """(n, C) logits of one chunk's pairs, averaged over the labellers (the teacher, or an ensemble)."""
         rows = PairRows(pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size)
