@@ -59,4 +59,4 @@ lint: install ## ruff check + format check + import layers and cycles (import-li
 	$(VENV)/bin/lint-imports --no-cache
 
 clean: ## Remove caches, run logs and build leftovers (keeps .venv)
-	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache .import_linter_cache src/*.egg-info
+	rm -rf .cache logs outputs multirun .pytest_cache .ruff_cache .import_linter_cache src/*.egg-info build dist

@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from dse_lightning.config import embedded_model_dir, register_resolvers
+from dse_lightning.config import CONFIG_DIR, embedded_model_dir, register_resolvers
 from dse_lightning.targets import ExportedLogits, StudentTargets, TargetContext
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,15 +187,19 @@ def mrpc_dir(tmp_path: Path) -> Path:
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 
 
+def save_tiny_bert(out: Path, tokenizer_path: str, **config) -> Path:
+    """A tiny random BERT without dropout (`config` changes TINY_BERT), MiniLM's tokenizer, saved in `out`."""
+    cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
+    torch.manual_seed(0)
+    BertModel(BertConfig(**cfg, **NO_DROPOUT, **config)).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory, tokenizer_path: str) -> Path:
     """A saved tiny random BERT without dropout (so 2 x 4 rows give the gradient of 8), MiniLM's tokenizer."""
-    out = tmp_path_factory.mktemp("tiny_bert")
-    cfg = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
-    torch.manual_seed(0)
-    BertModel(BertConfig(**cfg, **NO_DROPOUT)).save_pretrained(out)
-    AutoTokenizer.from_pretrained(tokenizer_path).save_pretrained(out)
-    return out
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), tokenizer_path)
 
 
 def run_cli(backbone: Path, data: Path, cache: Path, *extra: str, ok: bool = True):
@@ -218,7 +222,7 @@ def run_cli(backbone: Path, data: Path, cache: Path, *extra: str, ok: bool = Tru
 
 def make_cfg(tmp_path: Path, data_dir: Path, run: str, *overrides: str) -> DictConfig:
     """A train() config on tiny random BERTs: cache in `tmp_path/cache`, run dir `tmp_path/run`."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[

@@ -121,21 +121,21 @@ def test_transfer_set_trains_is_cached_reused_and_never_holds_a_dev_sentence(tmp
 
 def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypatch) -> None:
     data, calls = disjoint_glue(tmp_path), []
-    real = TransferSet._predict
+    real = TransferSet._label_chunk
 
     def predict_then_die(self, *args):
-        calls.append(len(args[3]))
+        calls.append(len(args[3]))  # the chunk's pairs
         if len(calls) == 2:
             raise KeyboardInterrupt("killed while labelling")
         return real(self, *args)
 
-    monkeypatch.setattr(TransferSet, "_predict", predict_then_die)
+    monkeypatch.setattr(TransferSet, "_label_chunk", predict_then_die)
     chunked = [*AUG, "augment.chunk_size=64"]  # 96 recombined pairs (chunks of 64, 32), then 96 perturbed
     with pytest.raises(KeyboardInterrupt):
         train(make_cfg(tmp_path, data, "run1", *chunked))
     assert len(list((tmp_path / "cache" / "transfer" / "mrpc").glob("*.work/chunk*.pt"))) == 1
     calls.clear()
-    monkeypatch.setattr(TransferSet, "_predict", lambda self, *a: calls.append(1) or real(self, *a))
+    monkeypatch.setattr(TransferSet, "_label_chunk", lambda self, *a: calls.append(1) or real(self, *a))
     train(make_cfg(tmp_path, data, "run2", *chunked))
     assert len(calls) == 3  # the saved chunk was not labelled again
     assert not list((tmp_path / "cache" / "transfer" / "mrpc").glob("*.work"))

@@ -18,6 +18,7 @@ from hydra.errors import MissingConfigException
 
 from conftest import MRPC_HEADER, ROOT, make_cfg, mrpc_rows, write_tsv
 from dse_lightning.callbacks import NonFiniteLossError
+from dse_lightning.config import CONFIG_DIR
 from dse_lightning.train import train
 from dse_lightning.utils.io import ArtifactWriteError
 
@@ -50,7 +51,7 @@ def test_cli_dev_file_with_many_short_rows_fails_naming_file_and_line(tmp_path: 
     [("task", "mrcp", "stsb"), ("teacher", "bert", "minilm"), ("student", "lstm", "bilstm")],
 )
 def test_unknown_option_lists_the_valid_ones(group: str, typo: str, valid: str) -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         with pytest.raises(
             MissingConfigException,
             match=rf"Could not find '{group}/{typo}'\n\nAvailable options in '{group}':"

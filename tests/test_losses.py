@@ -177,7 +177,7 @@ def test_rows_without_a_gold_label_count_in_the_distillation_term_only():
         (lambda: MSE(BINARY, alpha=1.5), r"alpha must be in \[0, 1\]"),
         (lambda: MSE(BINARY, alpha=math.nan), "alpha"),
         (lambda: KL(BINARY, temperature=0.0), "temperature must be > 0"),
-        (lambda: KL(REGRESSION), "distill=kl needs class logits; a regression task has none"),
+        (lambda: KL(REGRESSION), "distill=kl: a regression task has no class logits; use distill=mse"),
     ],
 )
 def test_invalid_options_raise(make, match):

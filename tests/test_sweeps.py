@@ -16,6 +16,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from conftest import ROOT, run_cli
+from dse_lightning.config import CONFIG_DIR
 from dse_lightning.results import with_local_paths
 
 pytestmark = pytest.mark.slow
@@ -142,7 +143,7 @@ def test_wandb_offline_run_holds_the_logged_metrics(
 
 
 def test_slurm_launcher_takes_gpus_and_nodes_from_the_trainer() -> None:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(
             "train",
             ["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"],

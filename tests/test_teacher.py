@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from transformers import get_linear_schedule_with_warmup
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from conftest import TINY_BERT
 from dse_lightning.config import load_task
 from dse_lightning.data.datamodule import GluePairDataModule
 from dse_lightning.models.optim import param_groups
 from dse_lightning.models.teacher_module import TeacherModule
+from dse_lightning.pipeline.inference import PairRows, predict_logits
 
 
 def tiny_teacher(task_name: str = "mrpc") -> TeacherModule:
@@ -38,6 +39,28 @@ def test_fast_dev_run(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> No
     preds = trainer.predict(module, dataloaders=dm.predict_dataloader())
     assert preds[0]["logits"].shape == (48, 2)  # all 48 train rows fit one eval batch of 64
     assert preds[0]["ids"][:2] == ["1000_2000", "1001_2001"]
+
+
+def test_predict_logits_gives_each_pair_its_own_logits_in_the_order_given(tokenizer_path: str) -> None:
+    """PairRows predicts in length-sorted batches; the logits come back in the pairs' order, each as if
+    the pair were predicted alone."""
+    # Large random weights: the pairs' logits differ by far more than the tolerance.
+    spread = {**TINY_BERT, "initializer_range": 0.5}
+    torch.manual_seed(0)
+    module = TeacherModule(load_task("mrpc"), spread, optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    words = "the cat sat on a mat while shares rose five percent today".split()
+    pairs = [(" ".join(words[: 1 + 3 * i % 11]), " ".join(words[i % 5 :])) for i in range(7)]  # lengths mixed
+    ids = [f"pair{i}" for i in reversed(range(7))]
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    got = predict_logits(trainer, module, PairRows(pairs, ids, tokenizer, max_length=32, batch_size=3))
+    module.eval()
+    with torch.no_grad():
+        alone = torch.cat([module(dict(tokenizer([a], [b], return_tensors="pt"))) for a, b in pairs])
+    assert got.ids == ids and got.values.shape == (7, 2)
+    torch.testing.assert_close(got.values, alone, rtol=0, atol=1e-4)
 
 
 def test_regression_teacher_has_one_output(glue_fixture_dir: Path, tokenizer_path: str) -> None:

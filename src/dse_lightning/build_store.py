@@ -11,7 +11,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from .config import CONFIG_PATH, register_resolvers
+from .config import CONFIG_PATH, check_hydra_sources, register_resolvers
 from .embeddings.ann import Search
 from .scoring.build import ShardWriter, build_store, plan_for
 from .store import MANIFEST
@@ -39,6 +39,7 @@ def run(cfg: DictConfig) -> Path:
 
 @hydra.main(config_path=CONFIG_PATH, config_name="build_store", version_base=None)
 def main(cfg: DictConfig) -> None:
+    check_hydra_sources()
     run(cfg)
 
 

@@ -68,6 +68,12 @@ class DistillLoss(nn.Module):
             raise ValueError(f"distill.alpha must be in [0, 1], got {alpha}")
         self.kind, self.alpha = kind, float(alpha)
 
+    @classmethod
+    def refusal(cls, kind: TaskKind, task: str | None = None) -> str | None:
+        """Why this loss cannot distil a task of `kind` (None: it can); `task` names the task in the message.
+        options.py asks before any work; the constructor raises it for library callers."""
+        return None
+
     def term(self, student: Tensor, teacher: Tensor) -> Tensor:
         raise NotImplementedError
 
@@ -122,13 +128,18 @@ class KL(DistillLoss):
 
     def __init__(self, kind: TaskKind, alpha: float = 0.5, temperature: float = 1.0) -> None:
         super().__init__(kind, alpha)
-        if not kind.class_logits:
-            raise ValueError(
-                f"distill=kl needs class logits; a {kind.name} task has none: use distill=mse or auto"
-            )
+        if why := self.refusal(kind):
+            raise ValueError(why)
         if temperature <= 0:
             raise ValueError(f"distill.temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+
+    @classmethod
+    def refusal(cls, kind: TaskKind, task: str | None = None) -> str | None:
+        if kind.class_logits:
+            return None
+        named = f" ({task})" if task else ""
+        return f"distill={cls.name}: a {kind.name} task{named} has no class logits; use distill=mse or auto"
 
     def describe(self) -> dict:
         return {"kind": self.name, "temperature": self.temperature}

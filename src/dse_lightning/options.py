@@ -3,11 +3,13 @@
 Each of these used to run: `teacher.max_epochs=0` published an untrained teacher that later runs reused,
 `data.max_length=2` trained on `[CLS] [SEP]`, `distill.alpha=1.5` and `distill=kl task=stsb` failed only
 after the teacher stage. The losses, the data module and the target sources keep their own checks for
-library callers; this is where a command line is refused, naming every bad option at once.
+library callers; this is where a command line is refused, naming every bad option at once. A loss's refusal
+of a task is written once, in its class (`DistillLoss.refusal`): asked here, raised by its constructor.
 """
 
 from __future__ import annotations
 
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from .data.tasks import TaskSpec
@@ -30,8 +32,10 @@ def _distill_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     alpha = cfg.distill.get("alpha", 0.5)
     if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         errors.append(f"distill.alpha={alpha}: must be in [0, 1] (0: labels only, 1: teacher only)")
-    if cfg.distill.get("_target_", "").endswith(".KL") and not task.kind.class_logits:
-        errors.append(f"distill=kl: a {task.type} task ({task.name}) has no class logits; use distill=mse")
+    # The loss class says which tasks it cannot distil (KL: regression, no class logits); `auto` refuses none.
+    refusal = getattr(get_object(cfg.distill._target_), "refusal", None)
+    if refusal is not None and (why := refusal(task.kind, task.name)):
+        errors.append(why)
     return errors
 
 

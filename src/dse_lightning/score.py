@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="float32",
         help="how a new store keeps its rows: float32, float16, int8 (faiss 8-bit scalar quantizer)",
     )
-    s = p.add_argument_group("search (scoring/ann.py)")
+    s = p.add_argument_group("search (embeddings/ann.py)")
     s.add_argument(
         "--search",
         choices=MODES,

@@ -206,13 +206,12 @@ class Store:
         rebuild: bool = False,
         rebuild_corrupt: bool = False,
         use: Callable[[Artifact], None] | None = None,
-        every_rank: bool = False,
     ) -> Artifact:
         """The artifact `key`, or `build()`, under the key's lock: a job that waited reuses what the other
         built. `use(artifact)` runs under the lock too (nothing removes the artifact meanwhile).
-        every_rank: under DDP every rank takes the lock (a build with no barrier: one rank builds it)."""
+        Under DDP only rank 0 takes the lock: the other ranks build beside it and wait at its barriers."""
         waiting = f"{self.kind} {key}: another job is building it; waiting to reuse it"
-        with locked(self.path(key), waiting, every_rank):
+        with locked(self.path(key), waiting):
             artifact = (None if rebuild else self.load(key, rebuild_corrupt)) or build()
             if use is not None:
                 use(artifact)

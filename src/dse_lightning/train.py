@@ -17,7 +17,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
-from .config import CONFIG_PATH, register_resolvers
+from .config import CONFIG_PATH, check_hydra_sources, register_resolvers
 from .data.tasks import TaskSpec
 from .loggers import report_to_wandb
 from .options import check_options
@@ -104,6 +104,7 @@ def main(cfg: DictConfig) -> float | None:
     In a multirun a failing job is logged and marked (failed.json) and the sweep goes on; Optuna
     records it as a failed trial. A single run fails loudly.
     """
+    check_hydra_sources()
     try:
         with exit_status_on_signal(), job_scope():
             result = train(cfg)

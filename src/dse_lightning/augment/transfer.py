@@ -5,7 +5,9 @@ get the teacher's logits and no gold label, so only the distillation term sees t
 labelled pairs are an artifact of the store, `<cache_dir>/transfer/<task>/<key>/` (`pairs.json`, `logits.pt`
 with provenance), keyed by the teacher(s), the data and the generator's config: shared by every seed and
 student, and by every transfer set that uses that generator (augment=both reuses pairs' and tang's).
-Labelling runs in chunks saved to `<key>.work/`, so a killed run goes on from the last whole chunk.
+The teacher labels them through the one teacher-inference path (pipeline/inference.py) with a Trainer of
+the run's `trainer=` (under DDP every process labels its share), in chunks that rank 0 saves to
+`<key>.work/`, so a killed run goes on from the last whole chunk.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from pathlib import Path
 import datasets
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from ..data.collate import PairCollator
-from ..data.encode import encode_pairs
 from ..logits import KeyedLogits, Provenance, read_logits, save_logits
 from ..models.teacher_module import TeacherModule
+from ..pipeline.common import build_predictor
+from ..pipeline.distributed import wait_for_rank_zero
+from ..pipeline.inference import PairRows, predict_logits
 from ..store import Store
 from ..targets.base import StudentTargets, TargetContext, TargetSource
 from ..utils.io import atomic_path, sha256_file, sha256_json
@@ -119,7 +121,7 @@ class TransferSet(NoTransfer):
     def _labelled(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
         """One generator's pairs and their logits: from the store, or generated and labelled now."""
         build = lambda: self._label(ctx, store, key, generator)  # noqa: E731
-        artifact = store.get_or_build(key, build, every_rank=True)
+        artifact = store.get_or_build(key, build)
         if artifact.reused:
             log.info(
                 "transfer set: reusing %s (%d %s pairs)",
@@ -167,9 +169,12 @@ class TransferSet(NoTransfer):
         return [s.strip() for s in lines if s.strip()]
 
     def _label(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
+        """Label the generator's pairs on every process of the run's `trainer=`; rank 0 writes the chunks
+        and the artifact while the others wait."""
         pairs, work = self.generate(ctx, generator), store.work_dir(key)
         ids = [f"{generator.name}-{key}-{i:07d}" for i in range(len(pairs))]
-        logits = self._teacher_logits(ctx, pairs, ids, work)
+        trainer = build_predictor(ctx.cfg, ctx.run_dir / "transfer")
+        logits = self._teacher_logits(ctx, trainer, pairs, ids, work)
 
         def write(tmp: Path) -> dict:
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False))
@@ -177,66 +182,45 @@ class TransferSet(NoTransfer):
             teachers = [t.key for t in self.base.labellers(ctx)]
             return {"pairs": len(pairs), "teachers": teachers, "generator": generator.describe()}
 
-        artifact = store.publish(key, write, writer=True)
-        shutil.rmtree(work, ignore_errors=True)
+        artifact = store.publish(
+            key, write, barrier=lambda: wait_for_rank_zero(trainer, "transfer set published")
+        )
+        if trainer.is_global_zero:
+            shutil.rmtree(work, ignore_errors=True)
         return artifact
 
     def _teacher_logits(
-        self, ctx: TargetContext, pairs: list[Pair], ids: list[str], work: Path
+        self, ctx: TargetContext, trainer: pl.Trainer, pairs: list[Pair], ids: list[str], work: Path
     ) -> torch.Tensor:
-        """(N, C) logits of the pairs, averaged over the labellers (the teacher, or an ensemble), a chunk at a
-        time; chunks a killed run saved are reused."""
+        """(N, C) logits of the pairs, a chunk at a time; chunks a killed run saved are reused."""
         modules = [
             TeacherModule.load_from_checkpoint(t.checkpoint, map_location="cpu", weights_only=False)
             for t in self.base.labellers(ctx)
         ]
-        trainer = pl.Trainer(
-            accelerator=ctx.cfg.trainer.accelerator,
-            devices=1,
-            precision=ctx.cfg.trainer.precision,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=False,
-        )
         chunks = []
         starts = range(0, len(pairs), self.chunk_size)
-        for start in tqdm(starts, desc=f"teacher labels {len(pairs)} transfer pairs", unit="chunk"):
+        bar = f"teacher labels {len(pairs)} transfer pairs"
+        for start in tqdm(starts, desc=bar, unit="chunk", disable=not trainer.is_global_zero):
             path = work / f"chunk{start // self.chunk_size:05d}.pt"
+            # Every process decides alike: a chunk is saved (by rank 0) only once all have predicted it.
             if not path.is_file():
-                chunk = pairs[start : start + self.chunk_size]
-                part = torch.stack(
-                    [self._predict(trainer, m, ctx, chunk, ids[start:]) for m in modules]
-                ).mean(0)
-                with atomic_path(path) as tmp:
-                    torch.save(part, tmp)
+                end = start + self.chunk_size
+                part = self._label_chunk(ctx, trainer, modules, pairs[start:end], ids[start:end])
+                if trainer.is_global_zero:
+                    with atomic_path(path) as tmp:
+                        torch.save(part, tmp)
+                wait_for_rank_zero(trainer, "transfer chunk saved")
             chunks.append(torch.load(path, weights_only=True))
         return torch.cat(chunks)
 
-    def _predict(
-        self, trainer, module, ctx: TargetContext, pairs: list[Pair], ids: list[str]
+    def _label_chunk(
+        self,
+        ctx: TargetContext,
+        trainer: pl.Trainer,
+        modules: list[TeacherModule],
+        pairs: list[Pair],
+        ids: list[str],
     ) -> torch.Tensor:
-        tokenizer, n = ctx.data.tokenizer, len(pairs)
-        raw = datasets.Dataset.from_dict(
-            {
-                "id": ids[:n],
-                "sentence1": [a for a, _ in pairs],
-                "sentence2": [b for _, b in pairs],
-                "label": [0] * n,
-            }
-        )
-        encoded, _ = encode_pairs(raw, tokenizer, ctx.data.hparams.max_length)
-        # Length-sorted batches pad little; the ids put the logits back in order.
-        rows = (
-            encoded["pairs"]
-            .map(lambda r: {"length": len(r["input_ids"])})
-            .sort("length")
-            .remove_columns("length")
-        )
-        loader = DataLoader(rows, batch_size=self.batch_size, collate_fn=PairCollator(tokenizer))
-        batches = trainer.predict(module, loader)
-        position = {i: k for k, i in enumerate(ids[:n])}
-        out = torch.empty(n, batches[0]["logits"].shape[-1])
-        for batch in batches:
-            out[[position[i] for i in batch["ids"]]] = batch["logits"]
-        return out
+        """(n, C) logits of one chunk's pairs, averaged over the labellers (the teacher, or an ensemble)."""
+        rows = PairRows(pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size)
+        return torch.stack([predict_logits(trainer, m, rows).values for m in modules]).mean(0)

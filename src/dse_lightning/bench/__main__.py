@@ -109,7 +109,7 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     return SimpleNamespace(**vars(args))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = parse_args(argv)
     hf_logging.set_verbosity_error()  # the random classifier's and unused pooler's load reports are expected
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
             r["n"], r["head"], r["teacher_s"], " (extrapolated)" if r["extrapolated"] else "",
             r["student_score_s"], r["speedup"], r["pct_of_flop_bound"],
         )  # fmt: skip
-    return results
+    return 0  # the exit status of the `dse-bench` console script
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -41,7 +41,11 @@ def evaluate_export(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Dev metrics of a student export, served by a given backend")
     p.add_argument("export", type=Path, help="a student export folder (<run>/student/export)")
-    p.add_argument("--task", required=True, help="the task's config name (conf/task/<name>.yaml)")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="a task's config name: task/<name>.yaml, the package's or $DSE_CONFIG_DIR's",
+    )
     p.add_argument("--backend", default=DEFAULT, choices=BACKENDS)  # the registry, as it is when parsing
     p.add_argument("--split", default="dev")
     p.add_argument("--data-dir", default=None, help="a glue_data folder (default: as data.dir resolves)")

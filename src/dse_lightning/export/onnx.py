@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--openvino",
         metavar="TASK",
-        help="also the OpenVINO fp32 and static int8 graphs, calibrated on TASK's train sentences",
+        help="also the OpenVINO fp32 and static int8 graphs, calibrated on TASK's train sentences "
+        "(task/TASK.yaml: the package's or $DSE_CONFIG_DIR's)",
     )
     p.add_argument(
         "--calibration-size", type=int, default=CALIBRATION_SIZE, help="sentences sampled (seed 0)"

@@ -1,4 +1,4 @@
-"""Builders shared by the pipeline stages: datamodule, trainer, callbacks, loggers."""
+"""Builders shared by the pipeline stages: datamodule, trainer (or a predict-only one), callbacks, loggers."""
 
 from __future__ import annotations
 
@@ -81,6 +81,20 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
     )
     return trainer, callbacks[0]
+
+
+def build_predictor(cfg: DictConfig, stage_dir: Path) -> pl.Trainer:
+    """A Trainer that only predicts, from the run's `trainer=` (accelerator, devices, strategy, precision:
+    under DDP every process takes part): no callbacks, checkpoints, logger or progress bar."""
+    return instantiate(
+        cfg.trainer,
+        default_root_dir=str(stage_dir),
+        callbacks=[],
+        enable_checkpointing=False,
+        logger=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
 
 
 def val_metrics(outputs: list[dict]) -> dict[str, float]:

@@ -11,17 +11,20 @@ import torch.distributed as dist
 
 
 def gather_rows(
-    trainer, ids: list[str], rows: torch.Tensor, order: list[str]
+    trainer, ids: list[str], rows: torch.Tensor, order: list[str], digest: str = ""
 ) -> tuple[list[str], torch.Tensor]:
-    """Every process's predicted (ids, rows), merged and put in `order` (the split's ids, file order).
+    """Every process's predicted (ids, rows), merged and put in `order` (e.g. the split's ids, file order).
 
-    The result is the same whatever the world size: no id may be missing or predicted twice.
+    The result is the same whatever the world size: no id may be missing or predicted twice, and every
+    process must have predicted the same inputs (`digest`: what identifies them).
     """
     if trainer.world_size > 1:
         parts: list = [None] * trainer.world_size
-        dist.all_gather_object(parts, (ids, rows))
-        ids = [i for part_ids, _ in parts for i in part_ids]
-        rows = torch.cat([part_rows for _, part_rows in parts])
+        dist.all_gather_object(parts, (ids, rows, digest))
+        if len({part_digest for _, _, part_digest in parts}) > 1:
+            raise RuntimeError(f"the {len(parts)} processes were given different rows to predict")
+        ids = [i for part_ids, _, _ in parts for i in part_ids]
+        rows = torch.cat([part_rows for _, part_rows, _ in parts])  # a share may be empty: torch.empty(0)
     index = {i: n for n, i in enumerate(ids)}
     if len(index) != len(ids) or index.keys() != set(order):
         extra, missing = len(ids) - len(index), len(set(order) - index.keys())

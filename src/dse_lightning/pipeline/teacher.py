@@ -13,7 +13,6 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -25,7 +24,8 @@ from ..results import TeacherResult
 from ..store import Artifact, Store, retire_work
 from ..utils.io import sha256_file, sha256_json
 from .common import build_datamodule, build_trainer, config_dict, fit_and_validate, val_metrics
-from .distributed import gather_rows, wait_for_rank_zero
+from .distributed import wait_for_rank_zero
+from .inference import SplitRows, predict_logits
 
 log = logging.getLogger(__name__)
 TRAINER_NUMERICS = ("precision", "accumulate_grad_batches", "gradient_clip_val", "limit_train_batches")
@@ -65,19 +65,6 @@ def teacher_store(cfg: DictConfig, task: TaskSpec) -> Store:
     return Store(root, "teacher", "delete {path} (or run with teacher.retrain=true) to fit the teacher again")
 
 
-def predict_train(
-    trainer, module, dm: GluePairDataModule, split: str = "train"
-) -> tuple[list[str], torch.Tensor]:
-    """Logits (N, C) of every row of the split (train: Lightning sets the data up), in file order,
-    gathered from all processes."""
-    train = split == "train"
-    batches = (
-        trainer.predict(module, datamodule=dm) if train else trainer.predict(module, dm.eval_loader(split))
-    )
-    ids = [i for b in batches for i in b["ids"]]
-    return gather_rows(trainer, ids, torch.cat([b["logits"] for b in batches]), dm.ids(split))
-
-
 def fit_or_load(cfg: DictConfig, task: TaskSpec, dm: GluePairDataModule, stage_dir: Path, work: Path):
     """Fit a teacher (resuming from `work` if a killed run left a checkpoint there), or load the given
     `teacher.checkpoint`; returns the trainer, the module and its dev metrics."""
@@ -107,14 +94,14 @@ def _fit_and_publish(
     }
     trainer.save_checkpoint(work / "model.ckpt", weights_only=True)  # every rank calls it; rank 0 writes
     # Every rank predicts its share: train (the student's targets) and dev (what an ensemble is judged by).
-    predicted = {split: predict_train(trainer, module, dm, split) for split in task.splits}
+    predicted = {split: predict_logits(trainer, module, SplitRows(dm, split)) for split in task.splits}
 
     def write(tmp: Path) -> dict:
         shutil.move(work / "model.ckpt", tmp / "model.ckpt")
-        for split, (ids, logits) in predicted.items():
+        for split, logits in predicted.items():
             provenance = dm.provenance(sha256_file(tmp / "model.ckpt"), split)
             path = tmp / logits_file(split)
-            save_logits(path, ids, logits, provenance)
+            save_logits(path, logits.ids, logits.values, provenance)
             load_logits(path, provenance, dm.ids(split))  # verify the round trip before publishing
         return record
 

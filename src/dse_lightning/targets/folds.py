@@ -17,7 +17,8 @@ import torch
 
 from ..logits import load_logits, read_logits, save_logits
 from ..pipeline.distributed import wait_for_rank_zero
-from ..pipeline.teacher import fit_or_load, predict_train, teacher_data
+from ..pipeline.inference import SplitRows, predict_logits
+from ..pipeline.teacher import fit_or_load, teacher_data
 from ..store import Artifact, Store, retire_work
 from .base import StudentTargets, TargetContext, TargetSource
 
@@ -68,9 +69,9 @@ class OutOfFold(TargetSource):
         held = [i for i, f in enumerate(folds) if f == j]
         pair_data = lambda rows: teacher_data(cfg, task, train_rows=rows)  # noqa: E731
         trainer, module, metrics = fit_or_load(cfg, task, pair_data(keep), stage_dir, work / f"fold{j}")
-        ids, logits = predict_train(trainer, module, pair_data(held))
+        held_out = predict_logits(trainer, module, SplitRows(pair_data(held)))
         log.info("teacher fold %d/%d: fit on %d rows, dev %s", j + 1, self.folds, len(keep), metrics)
-        return ids, logits, metrics, trainer
+        return held_out.ids, held_out.values, metrics, trainer
 
     def _fit(self, ctx: TargetContext, store: Store, key: str) -> Artifact:
         folds = fold_of_rows(ctx.rows["train"], self.folds, ctx.cfg.seed)

@@ -119,11 +119,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def locked(path: str | Path, waiting: str | None = None, every_rank: bool = False) -> Iterator[None]:
+def locked(path: str | Path, waiting: str | None = None) -> Iterator[None]:
     """Hold the inter-process lock `.<name>.lock` beside `path` (released by the OS if the process dies);
-    `waiting` is logged if another job holds it. every_rank: DDP ranks other than 0 take it too (only for
-    work with no barrier inside)."""
-    if rank_zero_only.rank != 0 and not every_rank:
+    `waiting` is logged if another job holds it."""
+    if rank_zero_only.rank != 0:
         # Under DDP rank 0 holds the lock for the whole job, and waits for the other ranks inside
         # fit(); were they to wait for the lock too, neither side would move.
         yield
