@@ -1,15 +1,17 @@
 """The Hydra config tree and its resolvers: the one place that knows where `conf/` is.
 
 `python -m dse_lightning.train` composes the tree (Hydra's `config_path`, relative to this package);
-library code and apps read single groups of it (`load_task`).
+library code and apps read single groups of it (`load_task`, `student_config`).
 """
 
 from __future__ import annotations
 
 import importlib.resources
 from pathlib import Path
+from typing import Any
 
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
 
 from .data.tasks import TaskSpec
 
@@ -44,3 +46,19 @@ def load_task(name: str) -> TaskSpec:
         known = sorted(p.stem for p in path.parent.glob("*.yaml"))
         raise FileNotFoundError(f"task '{name}': no {path}; known tasks: {known}")
     return TaskSpec.from_config(OmegaConf.load(path))
+
+
+def student_config(name: str, values: dict[str, Any] | None = None) -> DictConfig:
+    """The student `conf/student/<name>.yaml` as `student=<name>` composes it (its own defaults included),
+    with `values` set on it (keys below `student`, e.g. `{"backbone": path, "encoder.num_layers": 3}`);
+    its interpolations (`${teacher.backbone}`) resolve in the composed tree. Build it with
+    `models.build.build_student` or `hydra.utils.instantiate`."""
+    register_resolvers()
+    if not (CONFIG_DIR / "student" / f"{name}.yaml").is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR / "student").glob("*.yaml"))
+        raise FileNotFoundError(f"student '{name}': no conf/student/{name}.yaml; known students: {known}")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"student={name}"])
+    for key, value in (values or {}).items():
+        OmegaConf.update(cfg.student, key, value)
+    return cfg.student
