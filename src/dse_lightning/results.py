@@ -4,7 +4,9 @@
 `teacher_folds` with `targets` and dropped the teacher's `sha256` (its store's manifest holds them);
 `RunResult.from_json` still reads format 1, so the committed `experiments/` stay readable. Format 3 writes
 the artifact paths (`PATH_FIELDS`) relative to the record's own folder, always; format 2 wrote them
-relative to the working directory when they were under it (`RunResult.read` reads both).
+relative to the working directory when they were under it (`RunResult.read` reads both). The committed
+format-1 records, rewritten to that rule, say format 3 and keep their format-1 student fields: `from_json`
+recognises those by their names, not by the number.
 """
 
 from __future__ import annotations
