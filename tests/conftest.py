@@ -253,6 +253,19 @@ class HalvedTeacher(ExportedLogits):
         return StudentTargets(logits=targets.logits.map(lambda logits: logits / 2))
 
 
+class RecordTargets(pl.Callback):
+    """Keeps the targets the DistillModule's loss receives in each training batch, by example id
+    (`+callbacks.record._target_=conftest.RecordTargets`; tests/test_train.py). Class-level: the test
+    reads them after `train(cfg)`."""
+
+    seen: dict[str, torch.Tensor] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if type(pl_module).__name__ == "DistillModule":
+            targets = pl_module._targets(batch)  # (B, K): exported logits, or the online teacher's
+            RecordTargets.seen |= dict(zip(batch["ids"], targets.detach().clone(), strict=True))
+
+
 class Stopped(RuntimeError):
     """What StopAt raises: an in-process stand-in for a kill."""
 

@@ -119,6 +119,7 @@ def test_transfer_set_trains_is_cached_reused_and_never_holds_a_dev_sentence(tmp
     assert "transfer set: reusing" in caplog.text and again.student.targets["transfer_pairs"] == 192
 
 
+@pytest.mark.slow  # two full runs with a transfer set (resume, as in tests/test_resume.py)
 def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypatch) -> None:
     data, calls = disjoint_glue(tmp_path), []
     real = TransferSet._label_chunk

@@ -1,16 +1,21 @@
-"""The scoring benchmark: its FLOP model, and one tiny end-to-end run (random tiny BERT, fixture data)."""
+"""The scoring benchmark: its FLOP model, its ratios on toy timings, and tiny end-to-end runs (random tiny
+BERT, fixture data): the search rows in the fast tier, everything (exports, int8 graphs) in the slow one."""
 
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import pytest
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
 from conftest import TINY_BERT
+from dse_lightning.bench import encode_speed
 from dse_lightning.bench.__main__ import main as bench_main
 from dse_lightning.bench.flops import concat_flops, encode_flops, flop_bounds, teacher_flops_per_pair
+from dse_lightning.bench.rows import make_rows
 from dse_lightning.config import embedded_model_dir
 
 
@@ -60,6 +65,73 @@ def test_a_rows_peak_rss_starts_from_a_reset_mark() -> None:
     assert peak_rss_mib() < high - 200 and peak_rss_mib() >= rss_mib() - 1
 
 
+def test_encode_ratios_of_known_rates() -> None:
+    """Each ratio column is the rate over its own reference: same backend at the first depth, the torch
+    export at the row's depth, sentence-transformers' encode at the row's depth."""
+    rates = {  # (layers, backend) -> sentences/s
+        (4, encode_speed.REFERENCE): 100.0, (4, "torch"): 200.0, (4, "onnx"): 400.0,
+        (2, encode_speed.REFERENCE): 150.0, (2, "torch"): 500.0, (2, "onnx"): 600.0,
+    }  # fmt: skip
+    rows = [{"layers": k, "backend": b, "sentences_per_s": v} for (k, b), v in rates.items()]
+    got = {(r["layers"], r["backend"]): r for r in encode_speed.add_ratios(rows, first_depth=4)}
+    assert got[4, "onnx"]["x_torch"] == 2.0 and got[2, "onnx"]["x_torch"] == 1.2
+    assert got[2, encode_speed.REFERENCE]["x_torch"] == 0.3
+    assert got[2, "torch"]["x_first_depth"] == 2.5 and got[2, "onnx"]["x_first_depth"] == 1.5
+    assert (
+        got[4, "onnx"]["x_sentence_transformers"] == 4.0 and got[2, "onnx"]["x_sentence_transformers"] == 4.0
+    )
+    assert got[2, encode_speed.REFERENCE]["x_first_depth"] == 1.5
+
+
+def test_an_encode_row_of_known_timings(monkeypatch) -> None:
+    """sentences/s from the median pass; GFLOP/s and % of peak against the row's own precision."""
+    monkeypatch.setattr(encode_speed, "_passes", lambda encode, sentences: (0.5, [0.4, 0.5, 0.9]))
+    peaks = {"fp32": {"best": 100.0}, "int8": {"best": 12.0}}
+    int8 = encode_speed._row(2, "onnx-int8", lambda: None, ["s"] * 30, 3_000_000_000, peaks)
+    assert int8["sentences_per_s"] == 60.0 and int8["pass_s"] == [0.4, 0.5, 0.9]
+    assert int8["gflop_per_s"] == 6.0 and int8["peak_precision"] == "int8" and int8["pct_of_peak"] == 50.0
+    fp32 = encode_speed._row(2, "onnx", lambda: None, ["s"] * 30, 3_000_000_000, peaks)
+    assert fp32["peak_precision"] == "fp32" and fp32["pct_of_peak"] == 6.0
+
+
+def test_score_rows_of_known_timings() -> None:
+    """The speed-up is the teacher's seconds over the student's; its share of the FLOP bound, the
+    encode pass and the memory floor follow from the timings given."""
+    teacher = {"by_n": {100: {"seconds": 2.0, "extrapolated": False, "queries": 3}}}
+    scoring = {
+        "by_n_head": {
+            (100, "concat"): {
+                "score_s": 0.01,
+                "naive_score_s": 0.04,
+                "index_build_s": 0.0,
+                "score_times": [],
+            },
+            (100, "dot"): {"score_s": 0.004, "index_build_s": 0.1, "score_times": []},
+        }
+    }
+    encode = {"sentences_per_s": 50.0, "sentences": 80, "query_encode_s": 0.01}
+    bounds = {"concat": {"bound": 400.0, "naive_over_decomposed_flops": 2.0}, "dot": {"bound": 1e5}}
+    rows = make_rows([100], teacher, scoring, encode, bounds, {"gb_per_s": 1.6}, dim=8)
+    concat, dot = rows
+    assert concat["speedup"] == pytest.approx(200.0) and concat["pct_of_flop_bound"] == pytest.approx(50.0)
+    assert concat["speedup_with_query_encode"] == pytest.approx(100.0)
+    assert concat["naive_over_decomposed"] == pytest.approx(4.0) and concat["student_encode_s"] == 2.0
+    assert concat["encode_extrapolated"] and concat["teacher_pairs_per_s"] == 50.0
+    assert dot["speedup"] == pytest.approx(500.0) and dot["student_pairs_per_s"] == pytest.approx(25_000)
+    assert dot["memory_floor_s"] == pytest.approx(2e-6) and dot["x_memory_floor"] == pytest.approx(2000)
+
+
+def check_score_rows(rows: list[dict]) -> None:
+    """What every results.json row must satisfy: positive, finite, its ratios recomputed from its times."""
+    for r in rows:
+        times = [r["teacher_s"], r["student_score_s"], r["student_encode_s"]]
+        assert all(math.isfinite(t) and t > 0 for t in times), r
+        assert r["speedup"] == pytest.approx(r["teacher_s"] / r["student_score_s"])
+        assert r["student_pairs_per_s"] == pytest.approx(r["n"] / r["student_score_s"])
+        assert r["pct_of_flop_bound"] == pytest.approx(100 * r["speedup"] / r["flop_bound"])
+
+
+@pytest.mark.slow  # exports at two depths, each with its ONNX and OpenVINO int8 graphs, and training rows
 def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
     bench_main(
@@ -77,8 +149,7 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     # The budget is spent by the first N (always measured once); the larger N is extrapolated.
     assert not rows[20, "concat"]["extrapolated"] and rows[60, "concat"]["extrapolated"]
     assert rows[60, "dot"]["encode_extrapolated"] and not rows[20, "dot"]["encode_extrapolated"]
-    for r in rows.values():
-        assert r["speedup"] == pytest.approx(r["teacher_s"] / r["student_score_s"])
+    check_score_rows(list(rows.values()))
     assert rows[60, "concat"]["teacher_s"] == pytest.approx(3 * rows[20, "concat"]["teacher_s"])
     assert "naive_score_s" in rows[20, "concat"] and "x_memory_floor" in rows[20, "dot"]
     assert results["flop_bound"]["concat"]["flops_per_pair"] == concat_flops(4 * 32, 16, 1)["decomposed"]
@@ -92,8 +163,16 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
         "openvino-int8",
     }
     assert set(speed) == {(k, b) for k in (4, 2) for b in backends}
-    assert all(r["sentences_per_s"] > 0 for r in speed.values())
-    assert speed[4, "torch"]["x_torch"] == 1.0 and speed[4, "onnx"]["x_first_depth"] == 1.0
+    assert {r["backend"] for r in speed.values() if r["layers"] == 4} == set(backends)  # 4: the first depth
+    for (k, backend), r in speed.items():  # each ratio recomputed from the rows it names
+        assert math.isfinite(r["sentences_per_s"]) and r["sentences_per_s"] > 0
+        assert r["sentences_per_s"] == pytest.approx(30 / statistics.median(r["pass_s"]))
+        assert r["x_torch"] == pytest.approx(r["sentences_per_s"] / speed[k, "torch"]["sentences_per_s"])
+        assert r["x_first_depth"] == pytest.approx(
+            r["sentences_per_s"] / speed[4, backend]["sentences_per_s"]
+        )
+        reference = speed[k, "sentence-transformers encode (torch)"]["sentences_per_s"]
+        assert r["x_sentence_transformers"] == pytest.approx(r["sentences_per_s"] / reference)
     peaks = results["gemm_peaks"]
     for p in ("fp32", "int8"):
         assert peaks[p]["best"] == max(v for lib, v in peaks[p].items() if lib != "best") > 0
@@ -101,9 +180,7 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
         assert r["peak_precision"] == ("int8" if backend.endswith("int8") else "fp32")
         assert r["pct_of_peak"] == pytest.approx(100 * r["gflop_per_s"] / peaks[r["peak_precision"]]["best"])
         assert r["peak_rss_method"] == "VmHWM since reset" and r["peak_rss_mib"] >= r["rss_before_mib"] > 0
-    # every row: the median of 3 timed passes over the same sentences
-    assert {len(r["pass_s"]) for r in speed.values()} == {3}
-    assert len({round(r["sentences_per_s"] * sorted(r["pass_s"])[1], 6) for r in speed.values()}) == 1
+    assert {len(r["pass_s"]) for r in speed.values()} == {3}  # every row: the median of 3 timed passes
     # the same FLOPs at both depths' rows: GFLOP/s scale with sentences/s / layers
     ratio = speed[2, "torch"]["gflop_per_s"] / speed[4, "torch"]["gflop_per_s"]
     assert ratio == pytest.approx(
@@ -116,11 +193,16 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert fixed["tokens_computed"] == 16 * 128 > fixed["tokens_real"]  # every pair padded to 128
     dynamic = train["teacher", "dynamic padding, length-grouped"]
     assert dynamic["token_bound_x"] == pytest.approx(128 * 16 / dynamic["tokens_computed"])
+    for model in ("teacher", "dse student"):  # the speed-up of dynamic padding, from the two rows' rates
+        dynamic, fixed = (
+            train[model, b] for b in ("dynamic padding, length-grouped", "padded to max_length")
+        )
+        assert dynamic["x_fixed"] == pytest.approx(dynamic["pairs_per_s"] / fixed["pairs_per_s"])
     assert "## Training throughput" in (out / "results.md").read_text()
 
 
 def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
-    """The search section of the end-to-end run above (its own small run: cheap parts skipped)."""
+    """The fast tier's bench run: the scoring rows and the search section (no exports, no training rows)."""
     out = tmp_path / "bench"
     bench_main(
         ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
@@ -131,7 +213,11 @@ def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) 
          "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
          "--two-stage-ns", "200", "--shortlists", "200", "20", "--two-stage-queries", "4"]
     )  # fmt: skip
-    search = json.loads((out / "results.json").read_text())["search"]
+    results = json.loads((out / "results.json").read_text())
+    assert {(r["n"], r["head"]) for r in results["rows"]} == {(20, "concat"), (20, "dot")}
+    check_score_rows(results["rows"])
+    assert "encode_speed" not in results or not results["encode_speed"]  # --encode-layers: none
+    search = results["search"]
     rows = {(r["n"], r.get("dtype"), r["mode"]): r for r in search["rows"]}
     expected = {(n, d, "exact") for n in (50, 200) for d in ("float32", "float16", "int8")}
     expected |= {(n, "float32", "ivf") for n in (50, 200)} | {(50, "float32", "hnsw"), (200, None, "hnsw")}

@@ -138,9 +138,15 @@ def test_missing_dir_and_file(tmp_path: Path, mrpc_dir: Path) -> None:
 
 
 def test_hub_fallback_without_network(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+    import huggingface_hub
+
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # offline as the environment variables would make it, had they been set before the imports (they are
+    # read once): otherwise the hub is tried and its retries wait ~20 s on a machine without network
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     source = resolve_source(load_task("qqp"), None)  # no local QQP anywhere: the hub
     assert isinstance(source, HubSource)
     with pytest.raises(FileNotFoundError, match="Set data.dir"):

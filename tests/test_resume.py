@@ -54,6 +54,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), f"{a} != {b}"
 
 
+@pytest.mark.slow  # four full runs; the teacher's own resume is test_teacher_killed_at_epoch_end_...
 def test_killed_stages_resume_to_the_uninterrupted_result(tmp_path: Path, mrpc_dir: Path, caplog) -> None:
     ref = train(make_cfg(tmp_path / "ref", mrpc_dir, "run", *SHORT))
     runs = tmp_path / "resumed"
@@ -143,6 +144,7 @@ def test_finished_student_is_reused_when_results_json_was_not_written(
     assert list((tmp_path / "run2" / "student" / "checkpoints").glob("*.ckpt"))  # retired into run2
 
 
+@pytest.mark.slow  # two full runs (test_ddp compares a run with its DDP twin in the same tier)
 def test_same_seed_and_deterministic_give_identical_runs(tmp_path: Path, mrpc_dir: Path) -> None:
     flags = ["seed=11", "trainer.deterministic=true", "student.max_epochs=2", "student.encoder.hidden_dim=16"]
     a = train(make_cfg(tmp_path / "a", mrpc_dir, "run", *flags))

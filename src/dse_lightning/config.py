@@ -15,9 +15,11 @@ import filecmp
 import importlib.resources
 import os
 from pathlib import Path
+from typing import Any
 
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from .data.tasks import TaskSpec
 
@@ -110,3 +112,17 @@ def load_task(name: str) -> TaskSpec:
     """The task `task/<name>.yaml` (the package's or a user folder's), validated: what `task=<name>` selects
     in the entry point."""
     return TaskSpec.from_config(OmegaConf.load(find_config("task", name)))
+
+
+def student_config(name: str, values: dict[str, Any] | None = None) -> DictConfig:
+    """The student `student/<name>.yaml` as `student=<name>` composes it (its own defaults included),
+    with `values` set on it (keys below `student`, e.g. `{"backbone": path, "encoder.num_layers": 3}`);
+    its interpolations (`${teacher.backbone}`) resolve in the composed tree. Build it with
+    `models.build.build_student` or `hydra.utils.instantiate`."""
+    register_resolvers()
+    find_config("student", name)  # an unknown name lists the known ones
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"student={name}"])
+    for key, value in (values or {}).items():
+        OmegaConf.update(cfg.student, key, value)
+    return cfg.student

@@ -2,19 +2,24 @@
 
 `results.json` format 2 (written since the architecture change) replaced the student's `teacher_source` /
 `teacher_folds` with `targets` and dropped the teacher's `sha256` (its store's manifest holds them);
-`RunResult.from_json` still reads format 1, so the committed `experiments/` stay readable.
+`RunResult.from_json` still reads format 1, so the committed `experiments/` stay readable. Format 3 writes
+the artifact paths (`PATH_FIELDS`) relative to the record's own folder, always; format 2 wrote them
+relative to the working directory when they were under it (`RunResult.read` reads both). The committed
+format-1 records, rewritten to that rule, say format 3 and keep their format-1 student fields: `from_json`
+recognises those by their names, not by the number.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .utils.io import write_json
-from .utils.portable import portable, resolve_portable
+from .utils.portable import portable, resolve_path, resolve_portable
 
-FORMAT = 2
+FORMAT = 3
 
 
 def _known(cls, record: dict) -> dict:
@@ -32,14 +37,21 @@ def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -
 PATH_FIELDS = (("teacher", "checkpoint"), ("teacher", "logits"), ("student", "export"))
 
 
-def with_local_paths(record: dict, folder: Path) -> dict:
-    """A results.json record whose artifact paths, written portably (relative to the working directory,
-    or to the record's `folder` when outside it; utils/portable.py), point at the files from here."""
+def _map_paths(record: dict, fn) -> dict:
+    """`record` with `fn` applied to each artifact path it holds."""
     out = dict(record)
     for model, key in PATH_FIELDS:
         if out.get(model) and out[model].get(key):
-            out[model] = {**out[model], key: resolve_portable(out[model][key], folder)}
+            out[model] = {**out[model], key: fn(out[model][key])}
     return out
+
+
+def with_local_paths(record: dict, folder: Path) -> dict:
+    """A results.json record whose artifact paths, written relative to the record's `folder` (format 3;
+    format 2: to the working directory when under it, else to `folder`), point at the files from here."""
+    if record.get("format", 1) >= 3:
+        return _map_paths(record, lambda p: resolve_path(p, folder))
+    return _map_paths(record, lambda p: resolve_portable(p, folder))
 
 
 @dataclass
@@ -121,5 +133,7 @@ class RunResult:
         return cls.from_json(with_local_paths(json.loads(Path(path).read_text()), Path(path).parent))
 
     def write(self, path: str | Path) -> Path:
-        """results.json with no absolute path of this machine in it (utils/portable.py)."""
-        return write_json(path, portable(self.to_json(), Path(path).parent))
+        """results.json with no absolute path of this machine in it: its artifact paths relative to its
+        own folder, wherever they were given from (utils/portable.py)."""
+        record = _map_paths(self.to_json(), os.path.abspath)
+        return write_json(path, portable(record, Path(path).parent))

@@ -22,8 +22,8 @@ from ..embeddings.encode import length_order
 from ..export import export_student, load_student
 from ..export.backends import BACKENDS, DEFAULT
 from ..export.onnx import add_onnx
-from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
 from .flops import encode_flops
+from .models import dse_student
 from .timing import median_seconds, peak_rss_mib, reset_peak_rss, rss_mib
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,7 @@ PASSES = 3  # timed passes a row: two idle runs of one pass each put 3 layers at
 
 def _export(backbone: str, layers: int, max_length: int, folder: Path) -> Path:
     torch.manual_seed(0)
-    encoder = TransformerEncoder(backbone, Pooling("top_k_mean", k=4), num_layers=layers).eval()
-    student = SiameseStudent(encoder, ConcatHead(encoder.embed_dim, 1))
+    student = dse_student(backbone, num_layers=layers).eval()
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     return export_student(folder / f"layers{layers}", student, tokenizer, load_task("mrpc"), max_length)
 
@@ -113,7 +112,13 @@ def encode_speed(
             rows.append(_row(k, name, served, sentences, flops, peaks, backend.precision))
         depth = rows[-1 - len(BACKENDS) :]
         log.info("encode speed, %d layers: %s", k, [f"{r['sentences_per_s']:.0f}" for r in depth])
-    base = {r["backend"]: r["sentences_per_s"] for r in rows if r["layers"] == layers[0]}
+    return add_ratios(rows, layers[0])
+
+
+def add_ratios(rows: list[dict], first_depth: int) -> list[dict]:
+    """Each row's sentences/s over the same backend's at `first_depth` (`x_first_depth`), over the torch
+    export's at its depth (`x_torch`) and over sentence-transformers' encode at its depth."""
+    base = {r["backend"]: r["sentences_per_s"] for r in rows if r["layers"] == first_depth}
     reference = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == REFERENCE}
     torch_rate = {r["layers"]: r["sentences_per_s"] for r in rows if r["backend"] == DEFAULT}
     for r in rows:

@@ -10,7 +10,7 @@ the task's train sentences). 6 layers are the cpu table's `dse_pairs_a0.5` cells
 the smaller students the frontier profiles' (`SOURCES`). Speed: the benchmark's `encode_speed` rows (the
 same depths and backends, on the same sentences and threads; a variant is timed by its depth's rows);
 the teacher, a cross-encoder, has pairs/s instead (one forward pass per pair). Evaluations are kept in
-`evaluations.json`, so a rerun only evaluates what is new.
+`evaluations.json` (keyed by each cell's folder relative to it), so a rerun only evaluates what is new.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,11 +81,12 @@ def _cells(task: str, model: str) -> list[Path]:
     ]
 
 
-def _evaluate(cell: Path, task: str, backend: str, done: dict) -> dict[str, float] | None:
-    """The export's dev metrics as served by `backend`. Exports are not kept in git: where a cell's is
-    gone, torch takes the training run's own dev evaluation (results.json; the same figures as serving
-    the export, to 5e-7 on the 6-layer cells) and int8 is None (that seed is left out of its row)."""
-    key = f"{cell}|{backend}"
+def _evaluate(cell: Path, task: str, backend: str, done: dict, folder: Path) -> dict[str, float] | None:
+    """The export's dev metrics as served by `backend`, kept in `done` under the cell's path relative to
+    `folder` (evaluations.json's). Exports are not kept in git: where a cell's is gone, torch takes the
+    training run's own dev evaluation (results.json; the same figures as serving the export, to 5e-7 on
+    the 6-layer cells) and int8 is None (that seed is left out of its row)."""
+    key = f"{os.path.relpath(cell, folder)}|{backend}"
     export = cell / "student" / "export"
     if key not in done and not export.is_dir():
         log.warning(
@@ -111,7 +113,7 @@ def quality(tasks: list[str], evaluations: Path) -> list[dict]:
             if not cells:
                 continue  # a variant run on the other task only
             for backend in frontier_backends():
-                evaluated = (_evaluate(c, task, backend, done) for c in cells)
+                evaluated = (_evaluate(c, task, backend, done, evaluations.parent) for c in cells)
                 per_seed = [m for m in evaluated if m is not None]
                 write_json(evaluations, done)  # after each: a rerun evaluates only what is new
                 scores = [statistics.fmean(m.values()) for m in per_seed]
@@ -234,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluated = quality(args.tasks, args.out / "evaluations.json")
     rows = teacher_rows(args.tasks, bench) + [r for r in evaluated if r["seeds"]]  # no export, no int8 row
     attach_speed(rows, bench)
-    write_json(args.out / "results.json", {"rows": rows, "bench": str(args.bench)})
+    bench_path = os.path.relpath(args.bench, args.out)  # relative to the record's folder, as every path
+    write_json(args.out / "results.json", {"rows": rows, "bench": bench_path})
     text = ["# The quality-speed frontier", "", "![frontier](frontier.png)", "", *table(rows), ""]
     with atomic_path(args.out / "results.md") as tmp:
         tmp.write_text("\n".join(text))

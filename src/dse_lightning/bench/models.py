@@ -2,9 +2,10 @@
 
 Speed does not depend on trained weights, so by default everything is built from one backbone (the
 embedded all-MiniLM-L6-v2): the teacher as a sequence classifier (num_labels 2, random classifier),
-the paper's student (top-4 token-mean concat pooling -> d = 4·H) with a random concat head (hidden 512)
-and a dot head. With `--student EXPORT` the trained export's encoder and head are timed instead, and
-the other head kind is random at the export's width.
+the paper's student built from its config (`student=dse`: top-4 token-mean concat pooling -> d = 4·H),
+with a random concat head (the config's, hidden `--hidden`) and a dot head. With `--student EXPORT` the
+trained export's encoder and head are timed instead, and the other head kind is random at the export's
+width. Every bench row that builds a student (here, encode_speed.py, train_speed.py) uses `dse_student`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from hydra.utils import instantiate
 from torch import nn
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from ..config import load_task, student_config
 from ..embeddings.encode import EncodeFn
 from ..export import load_student
-from ..models.components import ConcatHead, DotHead, Pooling, TransformerEncoder
+from ..models.build import build_student
+from ..models.components import DotHead, SiameseStudent
+
+STUDENT = "dse"  # conf/student/dse.yaml: the paper's student, the one every bench row builds
 
 
 @dataclass
@@ -33,13 +39,23 @@ def build_teacher(backbone: str) -> tuple[nn.Module, AutoTokenizer]:
     return model.eval(), AutoTokenizer.from_pretrained(backbone)
 
 
+def dse_student(backbone: str, num_layers: int | None = None) -> SiameseStudent:
+    """The paper's student built from its config (`student=dse`) on `backbone`, cut to `num_layers` (None:
+    all), its head with one output (a binary task's)."""
+    cfg = student_config(STUDENT, {"backbone": backbone, "encoder.num_layers": num_layers})
+    return build_student(cfg, load_task("mrpc"))
+
+
 def _random_head(kind: str, d: int, hidden: int) -> nn.Module:
     torch.manual_seed(0)
-    return (ConcatHead(d, 1, hidden_dim=hidden) if kind == "concat" else DotHead(d)).eval()
+    if kind == "dot":
+        return DotHead(d).eval()
+    head = student_config(STUDENT, {"head.hidden_dim": hidden}).head
+    return instantiate(head, _partial_=True)(embed_dim=d, num_outputs=1).eval()
 
 
 def paper_student(backbone: str, max_length: int, hidden: int, name: str) -> BenchStudent:
-    encoder = TransformerEncoder(backbone, Pooling("top_k_mean", k=4, exclude_cls=True)).eval()
+    encoder = dse_student(backbone).encoder.eval()
     tokenizer = AutoTokenizer.from_pretrained(backbone)
 
     def encode(batch: list[str]) -> torch.Tensor:

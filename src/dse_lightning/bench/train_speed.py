@@ -17,7 +17,8 @@ from transformers import AutoModelForSequenceClassification
 
 from ..config import load_task
 from ..data.datamodule import GluePairDataModule
-from ..models.components import ConcatHead, Pooling, SiameseStudent, TransformerEncoder
+from ..models.components import SiameseStudent
+from .models import dse_student
 from .timing import max_rss_mib
 
 BATCHING = {"dynamic": "dynamic padding, length-grouped", "fixed": "padded to max_length"}
@@ -89,8 +90,7 @@ def train_speed(cfg, task: str, cache: Path) -> list[dict]:
                 model = AutoModelForSequenceClassification.from_pretrained(cfg.backbone, num_labels=2)
                 step = _teacher_step(model)
             else:
-                encoder = TransformerEncoder(cfg.backbone, Pooling("top_k_mean", k=4))
-                model = SiameseStudent(encoder, ConcatHead(encoder.embed_dim, 1))
+                model = dse_student(cfg.backbone)
                 step = _student_step(model)
             timed = _timed(model, step, _loader(view, batching, cfg, task, cache), cfg.train_steps)
             rows.append({"model": name, "batching": BATCHING[batching], "task": task, **timed})

@@ -1,9 +1,11 @@
-"""Records that mean the same on every machine: a model named by what it is, paths relative to the repo.
+"""Records that mean the same on every machine: a model named by what it is, paths relative to the record.
 
-A results.json or benchmark record written here is read elsewhere (committed, shared, compared). An
+A results.json or benchmark record written here is read elsewhere (committed, shared, moved, compared). An
 absolute path into this machine's virtualenv says nothing there, so an embedded model's folder is written
-as `<distribution>==<version>:<package>/model`, and an absolute path under the working directory as a
-relative one; any other absolute path (a temporary run folder) becomes relative to the record's folder.
+as `<distribution>==<version>:<package>/model`, and any other absolute path relative to the record's own
+folder (`base`), wherever the working directory is: the record and what it names move together.
+`resolve_path` turns such a path back into one usable from here. Text that is not absolute (a hub id, a
+relative path a user typed in a config) is kept as it was given.
 `embedded_models()` gives the weight hashes that pin what such a name stood for.
 """
 
@@ -64,17 +66,16 @@ def base_model_name(backbone: Any) -> str | None:
 
 
 def portable_path(text: str, base: Path | None = None) -> str:
-    """`text` unchanged unless it is (or starts with) an absolute path: see the module docstring."""
+    """`text` unchanged unless it is (or starts with) an absolute path: an embedded model's name, or the
+    path relative to `base`, the record's folder (None: the working directory, for a document whose
+    commands are run from there, such as a model card)."""
     for folder, name in _embedded_dirs().items():
         if text == folder or text.startswith(folder + os.sep):
             return name + text[len(folder) :]
     if not os.path.isabs(text):
         key, sep, value = text.partition("=")  # an override, `data.dir=/abs/path`
         return f"{key}={portable_path(value, base)}" if sep and os.path.isabs(value) else text
-    cwd = os.getcwd()
-    if text == cwd or text.startswith(cwd + os.sep):
-        return os.path.relpath(text, cwd)
-    return os.path.relpath(text, base or cwd)
+    return os.path.relpath(text, base or os.getcwd())
 
 
 def library_versions() -> dict[str, str]:
@@ -88,10 +89,9 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def resolve_portable(text: str, base: Path) -> str:
-    """What `portable_path` wrote, usable here again: an embedded model's name -> its installed folder
-    (refused if another version is installed), a path relative to the record's folder `base` -> that path
-    when it exists there; anything else (a hub id, a path relative to the working directory) as it is."""
+def _embedded_folder(text: str) -> str | None:
+    """An embedded model's installed folder for its portable name (refused if another version is
+    installed); None if `text` names none."""
     for folder, name in _embedded_dirs().items():
         package = name.split(":", 1)[-1]
         if text.split(":", 1)[-1].startswith(package) and ":" in text:
@@ -100,6 +100,26 @@ def resolve_portable(text: str, base: Path) -> str:
                     f"{text}: recorded with another version of the package than the installed {name}"
                 )
             return folder + text[len(name) :]
+    return None
+
+
+def resolve_path(text: str, base: Path) -> str:
+    """A path a record holds (relative to the record's folder `base`), usable from here: `base / text`,
+    normalised; an embedded model's name -> its installed folder; an absolute path as it is."""
+    embedded = _embedded_folder(text)
+    if embedded is not None:
+        return embedded
+    return text if not text or os.path.isabs(text) else os.path.normpath(os.path.join(base, text))
+
+
+def resolve_portable(text: str, base: Path) -> str:
+    """A record's value that may or may not be a path (a config's backbone: a hub id, an embedded model,
+    a folder), usable here again: an embedded model's name -> its installed folder, a path relative to
+    the record's folder `base` -> that path when it exists there; anything else (a hub id, a path a
+    user typed relative to the working directory) as it is."""
+    embedded = _embedded_folder(text)
+    if embedded is not None:
+        return embedded
     if not os.path.isabs(text) and not os.path.exists(text) and (base / text).exists():
         return str(base / text)
     return text
