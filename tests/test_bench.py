@@ -17,6 +17,7 @@ from dse_lightning.bench.__main__ import main as bench_main
 from dse_lightning.bench.flops import concat_flops, encode_flops, flop_bounds, teacher_flops_per_pair
 from dse_lightning.bench.rows import make_rows
 from dse_lightning.config import embedded_model_dir
+from dse_lightning.export.backends import get_backend
 
 
 def test_flop_bounds_of_the_paper_setting() -> None:
@@ -87,10 +88,13 @@ def test_an_encode_row_of_known_timings(monkeypatch) -> None:
     """sentences/s from the median pass; GFLOP/s and % of peak against the row's own precision."""
     monkeypatch.setattr(encode_speed, "_passes", lambda encode, sentences: (0.5, [0.4, 0.5, 0.9]))
     peaks = {"fp32": {"best": 100.0}, "int8": {"best": 12.0}}
-    int8 = encode_speed._row(2, "onnx-int8", lambda: None, ["s"] * 30, 3_000_000_000, peaks)
+    precision = get_backend("onnx-int8").precision  # the registry says which peak a row is read against
+    int8 = encode_speed._row(2, "onnx-int8", lambda: None, ["s"] * 30, 3_000_000_000, peaks, precision)
     assert int8["sentences_per_s"] == 60.0 and int8["pass_s"] == [0.4, 0.5, 0.9]
     assert int8["gflop_per_s"] == 6.0 and int8["peak_precision"] == "int8" and int8["pct_of_peak"] == 50.0
-    fp32 = encode_speed._row(2, "onnx", lambda: None, ["s"] * 30, 3_000_000_000, peaks)
+    fp32 = encode_speed._row(
+        2, "onnx", lambda: None, ["s"] * 30, 3_000_000_000, peaks, get_backend("onnx").precision
+    )
     assert fp32["peak_precision"] == "fp32" and fp32["pct_of_peak"] == 6.0
 
 
