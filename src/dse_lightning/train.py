@@ -19,10 +19,10 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from .config import CONFIG_PATH, check_hydra_sources, register_resolvers
 from .data.tasks import TaskSpec
+from .distill_stage import DistillStage, retire_student
 from .loggers import report_to_wandb
 from .options import check_options
 from .pipeline.common import config_dict
-from .pipeline.distill import DistillStage, retire_student
 from .pipeline.teacher import run_teacher
 from .report import summary_table
 from .results import RunResult

@@ -20,20 +20,20 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
-from ..data.datamodule import GluePairDataModule
-from ..data.tasks import TaskSpec
-from ..export import export_student
-from ..export.card import CardFacts, model_card
-from ..losses import DistillLoss
-from ..models.build import build_student
-from ..results import StudentResult, TeacherResult, relative_degradation
-from ..store import Artifact, Store, retire_work
-from ..sweep import job_overrides
-from ..targets import TargetContext, TargetSource
-from ..utils.io import atomic_dir, locked, sha256_json
-from .common import build_datamodule, build_trainer, config_dict, fit_and_validate
-from .distributed import wait_for_rank_zero
-from .teacher import TRAINER_NUMERICS
+from .data.datamodule import GluePairDataModule
+from .data.tasks import TaskSpec
+from .export import export_student
+from .export.card import CardFacts, model_card
+from .losses import DistillLoss
+from .models.build import build_student
+from .pipeline.common import build_datamodule, build_trainer, config_dict, fit_and_validate
+from .pipeline.distributed import wait_for_rank_zero
+from .pipeline.teacher import TRAINER_NUMERICS
+from .results import StudentResult, TeacherResult, relative_degradation
+from .store import Artifact, Store, retire_work
+from .sweep import job_overrides
+from .targets import TargetContext, TargetSource
+from .utils.io import atomic_dir, locked, sha256_json
 
 log = logging.getLogger(__name__)
 
