@@ -39,7 +39,7 @@ lock: ## Refresh requirements.lock: resolve pyproject.toml's ranges in a fresh v
 test: install ## Run the fast test tier (the default suite, CI's)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-slow: install ## Run the slow tier (DDP, resume, sweeps)
+test-slow: install ## Run the slow tier (DDP, resume, sweeps, full trainings, the full bench run)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
