@@ -9,6 +9,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from dse_lightning.config import CONFIG_DIR, USER_CONFIG_ENV, find_config, load_task
+from dse_lightning.train import labels_only
 
 
 @pytest.fixture
@@ -51,3 +52,19 @@ def test_a_user_file_the_package_would_hide_is_refused(my_conf: Path, monkeypatc
     monkeypatch.setenv(USER_CONFIG_ENV, str(my_conf.parent / "nowhere"))
     with pytest.raises(NotADirectoryError, match=r"\$DSE_CONFIG_DIR: no folder .*nowhere"):
         load_task("mrpc")
+
+
+@pytest.mark.parametrize(("student", "augment"), [("dse", "pairs"), ("bilstm", "tang")])
+def test_each_student_recommends_its_best_measured_transfer_set(student: str, augment: str) -> None:
+    """The defaults follow experiments/paper_table/cpu; `augment=none` still gives gold pairs only, and at
+    alpha 0 (labels only) the recommended transfer set is dropped rather than labelled for nothing."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        recommended = compose("train", overrides=[f"student={student}"])
+        gold = compose("train", overrides=[f"student={student}", "augment=none"])
+        alpha0 = compose("train", overrides=[f"student={student}", "distill.alpha=0"])
+    assert recommended.augment.name == augment
+    assert gold.augment._target_.endswith("NoTransfer")
+    labels_only(recommended)
+    assert recommended.augment.name == augment  # alpha 0.5: kept
+    labels_only(alpha0)
+    assert alpha0.augment == gold.augment

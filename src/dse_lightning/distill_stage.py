@@ -42,6 +42,8 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
     """Hash of everything that determines the student (it names the student's store entry and work dir)."""
     paths = ("dir", "hub_dir", "cache_dir", "num_workers", "eval_batch_size")  # where and how fast, not what
     data = {k: v for k, v in config_dict(cfg.data).items() if k not in paths}
+    if data.get("holdout") is None:  # added later: unset, the data is as before (the cached students' keys)
+        data.pop("holdout", None)
     return sha256_json(
         {
             "teacher": teacher.key,

@@ -14,10 +14,10 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 
-from .config import CONFIG_PATH, check_hydra_sources, register_resolvers
+from .config import CONFIG_PATH, check_hydra_sources, find_config, register_resolvers
 from .data.tasks import TaskSpec
 from .distill_stage import DistillStage, retire_student
 from .loggers import report_to_wandb
@@ -49,6 +49,15 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def labels_only(cfg: DictConfig) -> None:
+    """At distill.alpha=0 the labels alone teach: a transfer set (a student's recommended `augment`)
+    would only be labelled and ignored, so the run drops it and says so (augment=none in its config)."""
+    if float(cfg.distill.alpha) == 0 and cfg.augment.get("name", "none") != "none":
+        log.info("distill.alpha=0: the labels alone teach; augment=%s is not built", cfg.augment.name)
+        with open_dict(cfg):
+            cfg.augment = OmegaConf.load(find_config("augment", "none"))
+
+
 def train(cfg: DictConfig) -> RunResult:
     """Run the configured stage(s); write results.json and return its content.
 
@@ -62,6 +71,7 @@ def train(cfg: DictConfig) -> RunResult:
     check_options(cfg, task)
     distilling = cfg.stage in ("distill", "all")
     if distilling:  # the loss and the target source refuse bad options before any teacher work
+        labels_only(cfg)
         loss = instantiate(cfg.distill, kind=task.kind)
         source = instantiate(cfg.augment, base=instantiate(cfg.targets))  # augment=none: targets as they are
         source.check(cfg)

@@ -222,5 +222,8 @@ class TransferSet(NoTransfer):
         ids: list[str],
     ) -> torch.Tensor:
         """(n, C) logits of one chunk's pairs, averaged over the labellers (the teacher, or an ensemble)."""
-        rows = PairRows(pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size)
+        both = ctx.cfg.teacher.get("both_orders", False)
+        rows = PairRows(
+            pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size, both_orders=both
+        )
         return torch.stack([predict_logits(trainer, m, rows).values for m in modules]).mean(0)

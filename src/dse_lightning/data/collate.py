@@ -8,6 +8,8 @@ import datasets
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .encode import SWAP
+
 
 def _labels(rows: list[dict], dtype: torch.dtype) -> torch.Tensor:
     return torch.tensor([r["label"] for r in rows], dtype=dtype)
@@ -30,17 +32,26 @@ def _padding(pad_to: int | None) -> dict:
 
 @dataclass
 class PairCollator:
-    """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}."""
+    """Pair view -> {"input_ids", "attention_mask", "token_type_ids": (B, L), "labels": (B,), "ids"}, and
+    "swapped": the same keys of the `s2, s1` order (B, L') when the rows carry both orders."""
 
     tokenizer: PreTrainedTokenizerBase
     label_dtype: torch.dtype = torch.long
     pad_to: int | None = None  # every batch padded to this length (the original DSE code: 128)
 
+    def _pad(self, feats: list[dict]) -> dict:
+        return dict(self.tokenizer.pad(feats, return_tensors="pt", **_padding(self.pad_to)))
+
     def __call__(self, rows: list[dict]) -> dict:
-        feats = [
+        inputs = [
             {k: v for k, v in r.items() if k not in ("id", "label", "teacher", "has_label")} for r in rows
         ]
-        batch = dict(self.tokenizer.pad(feats, return_tensors="pt", **_padding(self.pad_to)))
+        feats = [{k: v for k, v in r.items() if not k.startswith(SWAP)} for r in inputs]
+        batch = self._pad(feats)
+        if SWAP + "input_ids" in inputs[0]:  # both orders encoded: the swapped one padded on its own
+            batch["swapped"] = self._pad(
+                [{k[len(SWAP) :]: v for k, v in r.items() if k.startswith(SWAP)} for r in inputs]
+            )
         batch["labels"] = _labels(rows, self.label_dtype)
         batch["ids"] = [r["id"] for r in rows]
         return _targets(rows, batch)

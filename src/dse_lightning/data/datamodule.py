@@ -15,6 +15,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from ..logits import Provenance
 from .collate import PairCollator, SentencePairCollator
 from .encode import build_or_load, tokenizer_fingerprint
+from .holdout import HoldoutSource
 from .resumable import EpochSampler, ResumableLoader
 from .sharding import ShardedBatchSampler, local_batch_size, rank_and_world
 from .sources import resolve_source
@@ -37,6 +38,8 @@ class GluePairDataModule(pl.LightningDataModule):
     `targets` (targets/): the teacher's logits, joined to the train rows by id (batches then carry
     `teacher_logits`), or an online teacher (sentence-view train batches then also carry their pair
     encoding). `train_rows`: only these train rows (by position), e.g. a fold teacher's share.
+    `holdout`: a share of the train rows stands in for dev (data/holdout.py). `both_orders`: pair rows also
+    carry the `s2, s1` encoding (a symmetric task's teacher reads both, models/teacher_module.py).
     """
 
     def __init__(
@@ -61,16 +64,25 @@ class GluePairDataModule(pl.LightningDataModule):
         seed: int = 0,  # the training order's shuffle seed (the run's seed)
         targets: StudentTargets | None = None,
         train_rows: list[int] | None = None,
+        holdout: float | None = None,
+        both_orders: bool = False,
     ) -> None:
         super().__init__()
         if view not in ("pair", "sentence"):
             raise ValueError(f"data.view must be 'pair' or 'sentence', got '{view}'")
+        if both_orders and (view != "pair" or not task.symmetric):
+            raise ValueError(
+                f"teacher.both_orders: only a cross-encoder (pair view) of a symmetric task reads both "
+                f"sentence orders; task '{task.name}' is {'symmetric' if task.symmetric else 'not symmetric'}"
+            )
         self.save_hyperparameters(ignore=["task", "targets", "train_rows"])
         self.task, self.targets, self.train_rows = task, targets, train_rows
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer)
         self.source = resolve_source(
             task, dir, hub_dir, max_bad_rows=max_bad_rows, max_bad_fraction=max_bad_fraction
         )
+        if holdout:  # choose recipes on train rows held out, never on dev (data/holdout.py)
+            self.source = HoldoutSource(self.source, holdout, task.eval_splits[0])
         self.data: dict[str, datasets.DatasetDict] = {}
         self.truncated: dict[str, int] = {}
         self._train_loader: ResumableLoader | None = None
@@ -113,6 +125,8 @@ class GluePairDataModule(pl.LightningDataModule):
             "max_length": self.hparams.max_length,
             "data": self.fingerprint(split),
         }
+        if self.hparams.both_orders:  # only when set: the one-order caches keep their keys
+            fields["both_orders"] = True
         return fields if self._extra(split) is None else {**fields, "extra": self.targets.extra_key}
 
     def raw(self, split: str) -> datasets.Dataset:

@@ -41,9 +41,21 @@ def _count_truncated(tokenizer, first: list[str], second: list[str] | None, max_
     return sum(len(x) > max_length for x in ids)
 
 
-def encode_pairs(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple[datasets.DatasetDict, int]:
+SWAP = "swap_"  # prefix of the swapped order's encoding (`[CLS] s2 [SEP] s1 [SEP]`), when both are encoded
+
+
+def encode_pairs(
+    raw: datasets.Dataset, tokenizer, max_length: int, both_orders: bool = False
+) -> tuple[datasets.DatasetDict, int]:
+    """`[CLS] s1 [SEP] s2 [SEP]` per row; `both_orders`: also `swap_input_ids`, ... of `s2, s1` (a teacher
+    of a symmetric task trained and averaged over both, TeacherModule)."""
+
     def tok(batch):
-        return tokenizer(batch["sentence1"], batch["sentence2"], truncation=True, max_length=max_length)
+        enc = tokenizer(batch["sentence1"], batch["sentence2"], truncation=True, max_length=max_length)
+        if both_orders:
+            swap = tokenizer(batch["sentence2"], batch["sentence1"], truncation=True, max_length=max_length)
+            enc.update({SWAP + k: v for k, v in swap.items()})
+        return enc
 
     pairs = raw.map(tok, batched=True, remove_columns=["sentence1", "sentence2"], desc="tokenise pairs")
     truncated = _count_truncated(tokenizer, list(raw["sentence1"]), list(raw["sentence2"]), max_length)
@@ -77,8 +89,11 @@ def encode_sentences(raw: datasets.Dataset, tokenizer, max_length: int) -> tuple
 
 
 def _build(store: Store, key: str, raw_fn, key_fields: dict, tokenizer, max_length: int) -> Artifact:
-    encode = encode_pairs if key_fields["view"] == "pair" else encode_sentences
-    encoded, truncated = encode(raw_fn(), tokenizer, max_length)
+    if key_fields["view"] == "pair":
+        both = key_fields.get("both_orders", False)
+        encoded, truncated = encode_pairs(raw_fn(), tokenizer, max_length, both_orders=both)
+    else:
+        encoded, truncated = encode_sentences(raw_fn(), tokenizer, max_length)
     if truncated:
         log.warning(
             "%s/%s: %d input(s) longer than max_length=%d were truncated",

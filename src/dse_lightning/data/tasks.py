@@ -57,6 +57,7 @@ class TaskSpec:
     tsv: TsvFormat = field(default_factory=TsvFormat)
     hub: HubFormat = field(default_factory=HubFormat)
     monitor_mode: str = "max"
+    symmetric: bool = False  # the label does not depend on the sentences' order (a teacher may read both)
 
     def __post_init__(self) -> None:
         if self.type not in TASK_KINDS:

@@ -38,16 +38,28 @@ class TeacherModule(PairTaskModule):
         self.model = load_cross_encoder(backbone, task.num_labels)
         self.model.train()  # from_pretrained returns eval mode, which would silence dropout in fit
 
-    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        inputs = {k: batch[k] for k in MODEL_INPUTS if k in batch}
+    def _logits(self, encoding: dict[str, Any]) -> torch.Tensor:
+        inputs = {k: encoding[k] for k in MODEL_INPUTS if k in encoding}
         return self.model(**inputs).logits  # (B, num_labels)
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        """(B, num_labels); a batch with both sentence orders (teacher.both_orders) gets their mean."""
+        logits = self._logits(batch)
+        if "swapped" in batch:
+            logits = (logits + self._logits(batch["swapped"])) / 2
+        return logits
 
     def eval_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         return self.task.kind.teacher_loss(logits, batch["labels"])
 
     def model_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch)
-        return self.eval_loss(logits, batch), logits
+        """The loss over the batch's rows, each order its own example when both are given (as training on
+        the train set with every pair added swapped: sentence-transformers' CrossEncoder STS-B recipe)."""
+        logits = self._logits(batch)
+        loss = self.eval_loss(logits, batch)
+        if "swapped" in batch:
+            loss = (loss + self.eval_loss(self._logits(batch["swapped"]), batch)) / 2
+        return loss, logits
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, _ = self.model_step(batch)

@@ -82,6 +82,7 @@ class PairRows:
     max_length: int
     batch_size: int
     name: str = "pairs"
+    both_orders: bool = False  # also encode `s2, s1`: a teacher that reads both averages them
 
     @cached_property
     def digest(self) -> str:
@@ -93,7 +94,8 @@ class PairRows:
         first, second = zip(*self.pairs, strict=True) if self.pairs else ((), ())
         n = len(self.pairs)
         raw = {"id": self.ids, "sentence1": list(first), "sentence2": list(second), "label": [0] * n}
-        encoded, _ = encode_pairs(datasets.Dataset.from_dict(raw), self.tokenizer, self.max_length)
+        raw = datasets.Dataset.from_dict(raw)
+        encoded, _ = encode_pairs(raw, self.tokenizer, self.max_length, both_orders=self.both_orders)
         lengths = [len(x) for x in encoded["pairs"]["input_ids"]]
         return encoded["pairs"].select(sorted(range(n), key=lengths.__getitem__))
 

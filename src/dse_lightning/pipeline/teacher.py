@@ -33,11 +33,14 @@ TRAINER_NUMERICS = ("precision", "accumulate_grad_batches", "gradient_clip_val",
 
 def teacher_key(cfg: DictConfig, dm: GluePairDataModule) -> str:
     teacher = {k: v for k, v in config_dict(cfg.teacher).items() if k != "retrain"}
+    if not teacher.get("both_orders"):  # options added later: at their default, the teacher is as before
+        teacher.pop("both_orders", None)
+    task = {k: v for k, v in config_dict(cfg.task).items() if k != "symmetric"}  # gates an option only
     if teacher.get("checkpoint"):
         teacher["checkpoint"] = sha256_file(teacher["checkpoint"])
     return sha256_json(
         {
-            "task": config_dict(cfg.task),
+            "task": task,
             "teacher": teacher,
             "data": {s: dm.fingerprint(s) for s in dm.task.splits},
             "max_length": dm.hparams.max_length,
@@ -54,9 +57,10 @@ def logits_file(split: str) -> str:
 
 def teacher_data(cfg: DictConfig, task: TaskSpec, **data) -> GluePairDataModule:
     """The pair view, in the teacher's own batches (`teacher.group_by_length`)."""
-    group = cfg.teacher.group_by_length
+    group, both = cfg.teacher.group_by_length, cfg.teacher.get("both_orders", False)
+    tokenizer, batch = cfg.teacher.tokenizer, cfg.teacher.batch_size
     return build_datamodule(
-        cfg, task, "pair", cfg.teacher.tokenizer, cfg.teacher.batch_size, group_by_length=group, **data
+        cfg, task, "pair", tokenizer, batch, group_by_length=group, both_orders=both, **data
     )
 
 

@@ -83,11 +83,10 @@ class Profile:
         cells = []
         for seed in self.seeds:
             for spec in self.students:
-                augment = [f"augment={spec['augment']}"] if spec["augment"] != "none" else []
-                extra = [
+                extra = [  # augment always named: a student's config may recommend one
                     f"student={spec['student']}",
                     f"distill.alpha={spec['alpha']}",
-                    *augment,
+                    f"augment={spec['augment']}",
                     *spec["overrides"],
                 ]
                 overrides = (*self._base(seed), "stage=all", *extra)
