@@ -285,4 +285,5 @@ def test_second_job_waits_for_the_teacher_and_reuses_it(tmp_path: Path, mrpc_dir
         thread.join()
         logging.getLogger("dse_lightning").removeHandler(flag)
     assert waiting.is_set() and second.teacher.reused is True
-    assert not (tmp_path / "b" / "run" / "teacher").exists()  # it fitted nothing
+    fitted = [p.name for p in (tmp_path / "b" / "run" / "teacher").iterdir()]
+    assert fitted == ["cross_encoder"]  # it fitted nothing: the teacher's export is its only copy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from dse_lightning import load_student
 from dse_lightning.config import load_task
 from dse_lightning.logits import Provenance, load_logits
 from dse_lightning.results import relative_degradation
+from dse_lightning.store import read_meta, write_manifest
 from dse_lightning.train import train
 
 
@@ -44,6 +46,18 @@ def test_teacher_stage_writes_results_and_verified_logits(tmp_path: Path, mrpc_d
     payload_prov = Provenance(**torch.load(logits, weights_only=True)["provenance"])
     ids = [f"{1000 + i}_{2000 + i}" for i in range(48)]
     assert load_logits(logits, payload_prov, ids).shape == (48, 2)
+    # the CrossEncoder export: in the teacher's artifact, and the run's copy (test_cross_encoder_export.py)
+    export = tmp_path / "run1" / teacher["export"]
+    assert teacher["export"] == "teacher/cross_encoder"
+    assert files(export) == files(logits.parent / "cross_encoder")
+    card = (export / "README.md").read_text()
+    assert f"| acc | {teacher['metrics']['acc']:.4f} |" in card and f"store key {teacher['key']}" in card
+    assert f"`{payload_prov.data_checksum}`" in card  # the train split's sha256
+    assert not re.search(r"(^|[\s=(|`])/\w", card, re.MULTILINE)  # no absolute path of this machine
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def strings(record) -> list[str]:
@@ -59,12 +73,19 @@ def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrp
     again = train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher"))
     assert again.teacher.reused is True
     assert again.teacher.checkpoint == first.teacher.checkpoint
-    assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted
+    assert [p.name for p in (tmp_path / "run2" / "teacher").iterdir()] == ["cross_encoder"]  # nothing fitted
+    assert files(Path(again.teacher.export)) == files(Path(first.teacher.export))
     other_seed = train(make_cfg(tmp_path, mrpc_dir, "run3", "stage=teacher", "seed=7"))
     assert other_seed.teacher.reused is False and other_seed.teacher.key != first.teacher.key
+    # A teacher published before the CrossEncoder export existed: a run reusing it exports its checkpoint.
+    published = Path(first.teacher.checkpoint).parent
+    shutil.rmtree(published / "cross_encoder")
+    write_manifest(published, "teacher", read_meta(published, "teacher"))
     # teacher.seed pins the teacher: a run with another seed distils the seed-42 teacher
     shared = train(make_cfg(tmp_path, mrpc_dir, "run4", "stage=teacher", "seed=7", "teacher.seed=42"))
     assert shared.teacher.reused is True and shared.teacher.key == first.teacher.key
+    weights = [files(Path(r.teacher.export))["model.safetensors"] for r in (first, shared)]
+    assert weights[0] == weights[1] and not (published / "cross_encoder").exists()
 
 
 def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
@@ -110,7 +131,7 @@ def test_second_student_reuses_the_teacher(tmp_path: Path, mrpc_dir: Path) -> No
     second = train(make_cfg(tmp_path, mrpc_dir, "run2", "student=dse"))
     assert first.teacher.reused is False and second.teacher.reused is True
     assert second.teacher.key == first.teacher.key and second.teacher.metrics == first.teacher.metrics
-    assert not (tmp_path / "run2" / "teacher").exists()  # nothing was fitted for the second student
+    assert not (tmp_path / "run2" / "teacher" / "checkpoints").exists()  # no teacher fitted for the second
     assert first.student.alpha == 0.0 and second.student.name == "dse"
     assert second.student.key != first.student.key and Path(second.student.export).is_dir()
 

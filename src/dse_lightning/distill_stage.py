@@ -11,14 +11,12 @@ again. Its checkpoints move into the run dir of the run that trained it once res
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.utilities import rank_zero_only
 
 from .data.datamodule import GluePairDataModule
 from .data.tasks import TaskSpec
@@ -26,14 +24,14 @@ from .export import export_student
 from .export.card import CardFacts, model_card
 from .losses import DistillLoss
 from .models.build import build_student
-from .pipeline.common import build_datamodule, build_trainer, config_dict, fit_and_validate
+from .pipeline.common import build_datamodule, build_trainer, card_data, config_dict, fit_and_validate
 from .pipeline.distributed import wait_for_rank_zero
 from .pipeline.teacher import TRAINER_NUMERICS
 from .results import StudentResult, TeacherResult, relative_degradation
 from .store import Artifact, Store, retire_work
 from .sweep import job_overrides
 from .targets import TargetContext, TargetSource
-from .utils.io import atomic_dir, locked, sha256_json
+from .utils.io import locked, sha256_json
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +125,6 @@ class DistillStage:
         return store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "student exported"))
 
     def card_facts(self, dm: GluePairDataModule, record: dict, against: dict[str, float]) -> CardFacts:
-        data = {s: {"source": dm.source.describe(s), "sha256": dm.fingerprint(s)} for s in self.task.splits}
         return CardFacts(
             task=self.task,
             teacher=self.teacher,
@@ -136,7 +133,7 @@ class DistillStage:
             backbone=self.cfg.student.encoder.get("backbone", self.cfg.student.get("backbone")),
             transformer=self.cfg.student.encoder._target_.endswith("TransformerEncoder"),
             command=job_overrides(),
-            data=data,
+            data=card_data(dm),
         )
 
     def run(self) -> StudentResult:
@@ -144,12 +141,8 @@ class DistillStage:
         probe = self.data()
         key, store = student_key(self.cfg, self.teacher, probe), student_store(self.cfg, self.task)
         export = self.run_dir / "student" / "export"
-
-        def copy_export(artifact: Artifact) -> None:  # under the store's lock: retire_student waits for it
-            if rank_zero_only.rank == 0:
-                with atomic_dir(export) as tmp:
-                    shutil.copytree(artifact.path / "export", tmp, dirs_exist_ok=True)
-
+        # The run's copy of the export is made under the store's lock: retire_student waits for it.
+        copy_export = lambda artifact: artifact.copy_out("export", export)  # noqa: E731
         artifact = store.get_or_build(key, lambda: self.fit(probe, store, key), use=copy_export)
         if artifact.reused:
             log.info(

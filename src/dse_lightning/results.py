@@ -34,7 +34,7 @@ def relative_degradation(teacher: dict[str, float], student: dict[str, float]) -
     return {**rel, "mean": sum(rel.values()) / len(rel)} if rel else {}
 
 
-PATH_FIELDS = (("teacher", "checkpoint"), ("teacher", "logits"), ("student", "export"))
+PATH_FIELDS = (("teacher", "checkpoint"), ("teacher", "logits"), ("teacher", "export"), ("student", "export"))
 
 
 def _map_paths(record: dict, fn) -> dict:
@@ -63,6 +63,7 @@ class TeacherResult:
     train_time_s: float | None = None
     checkpoint: str = ""  # the published model.ckpt
     logits: str = ""  # the published train-set logits
+    export: str = ""  # the run's copy of its CrossEncoder folder (`CrossEncoder(path)`)
     reused: bool = False  # taken from the store, not fitted by this run
 
 

@@ -36,6 +36,13 @@ class Artifact:
     meta: dict
     reused: bool = False
 
+    def copy_out(self, part: str, dest: Path) -> None:
+        """Copy the artifact's folder `part` (an export) to `dest` atomically: the run dir's own copy.
+        Rank 0 copies; under DDP the ranks share `dest`."""
+        if rank_zero_only.rank == 0:
+            with atomic_dir(dest) as tmp:
+                shutil.copytree(self.path / part, tmp, dirs_exist_ok=True)
+
 
 def _hashes(root: Path) -> dict[str, str]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p != root / MANIFEST)

@@ -1,8 +1,10 @@
-"""The model card of a student export: `README.md` with the Hugging Face hub's YAML metadata, and a body
-that says what produced the model (teacher, alpha, loss, targets, data checksums, the command) and how it
-scores beside its teacher, with how to load it through `load_student` and through sentence-transformers.
+"""The model cards of the exports: `README.md` with the Hugging Face hub's YAML metadata, and a body that
+says what produced the model (data checksums, the command) and how to load it.
 
-Its numbers are the run's own record (the dict results.json's `student` holds), so they cannot drift.
+A student's card (`model_card`) adds its recipe (teacher, alpha, loss, targets) and how it scores beside its
+teacher, loaded through `load_student` and through sentence-transformers; a teacher's (`cross_encoder_card`)
+its dev metrics and how to get its logits from sentence-transformers' `CrossEncoder`.
+Their numbers are the run's own records (results.json's `teacher` and `student`), so they cannot drift.
 """
 
 from __future__ import annotations
@@ -19,27 +21,29 @@ HUB_TASK = {"regression": "sentence-similarity"}  # everything else: text-classi
 
 
 @dataclass
-class CardFacts:
+class RunFacts:
+    """What produced a model, whichever it is: a teacher's card needs no more."""
+
     task: TaskSpec
     teacher: TeacherResult
-    teacher_metrics: dict[str, float]  # what the degradation is against: the teacher's, or its ensemble's
-    record: dict  # the student's record: name, alpha, loss, targets, metrics, relative_degradation, ...
-    backbone: object  # the student's backbone as configured (name, folder or a config dict)
-    transformer: bool  # a sentence-transformers folder (a transformer student) or the BiLSTM's own files
+    backbone: object  # the model's backbone as configured (name, folder or a config dict)
     command: list[str]  # the overrides of `python -m dse_lightning.train`
     data: dict[str, dict[str, str]]  # split -> {"source": ..., "sha256": ...}
 
 
-def _metadata(f: CardFacts) -> dict:
-    task, metrics = f.task, f.record["metrics"]
-    meta = {
-        "library_name": "sentence-transformers" if f.transformer else "dse-lightning",
-        "pipeline_tag": "sentence-similarity",
-        "tags": ["dse-lightning", "distilled-sentence-embedding", "knowledge-distillation", "sentence-pair"]
-        + (["sentence-transformers", "feature-extraction"] if f.transformer else []),
-        "datasets": [task.hub.path],
-        "language": ["en"],
-    }
+@dataclass
+class CardFacts(RunFacts):
+    """A student's: its record and what its degradation is measured against."""
+
+    teacher_metrics: dict[str, float]  # what the degradation is against: the teacher's, or its ensemble's
+    record: dict  # the student's record: name, alpha, loss, targets, metrics, relative_degradation, ...
+    transformer: bool  # a sentence-transformers folder (a transformer student) or the BiLSTM's own files
+
+
+def _metadata(f: RunFacts, model: str, metrics: dict[str, float], **meta) -> dict:
+    """The hub's metadata: `meta` (library, pipeline tag, tags), the data, the base model, dev metrics."""
+    task = f.task
+    meta = {**meta, "datasets": [task.hub.path], "language": ["en"]}
     base = base_model_name(f.backbone)
     if base:
         meta["base_model"] = base
@@ -47,7 +51,7 @@ def _metadata(f: CardFacts) -> dict:
     dataset = {"type": task.hub.path, "name": f"GLUE {task.name.upper()}", "config": task.hub.name}
     meta["model-index"] = [
         {
-            "name": f"{f.record['name']}-{task.name}",
+            "name": f"{model}-{task.name}",
             "results": [
                 {
                     "task": {"type": HUB_TASK.get(task.type, "text-classification"), "name": task.name},
@@ -103,9 +107,31 @@ def _usage(f: CardFacts) -> list[str]:
     return lines
 
 
+def _render(meta: dict, body: list[str]) -> str:
+    header = yaml.safe_dump(portable(meta), sort_keys=False, allow_unicode=True)
+    return f"---\n{header}---\n\n" + "\n".join(body) + "\n"
+
+
+def _provenance(f: RunFacts) -> list[str]:
+    """The command and the data (with checksums) that produced the model."""
+    data = ["| split | source | sha256 |", "|---|---|---|"] + [
+        f"| {split} | {portable(d['source'])} | `{d['sha256']}` |" for split, d in f.data.items()
+    ]
+    command = " ".join(["python -m dse_lightning.train", *portable(f.command)])
+    return ["## Command", "", "```bash", command, "```", "", "## Data", "", *data]
+
+
 def model_card(f: CardFacts) -> str:
     r = f.record
-    header = yaml.safe_dump(portable(_metadata(f)), sort_keys=False, allow_unicode=True)
+    meta = _metadata(
+        f,
+        r["name"],
+        r["metrics"],
+        library_name="sentence-transformers" if f.transformer else "dse-lightning",
+        pipeline_tag="sentence-similarity",
+        tags=["dse-lightning", "distilled-sentence-embedding", "knowledge-distillation", "sentence-pair"]
+        + (["sentence-transformers", "feature-extraction"] if f.transformer else []),
+    )
     recipe = [
         "| | |",
         "|---|---|",
@@ -114,9 +140,6 @@ def model_card(f: CardFacts) -> str:
         f"| alpha | {r['alpha']} (loss = (1 - alpha) task loss + alpha distillation loss) |",
         f"| distillation loss | {r['loss']} |",
         f"| targets | {r['targets']} |",
-    ]
-    data = ["| split | source | sha256 |", "|---|---|---|"] + [
-        f"| {split} | {portable(d['source'])} | `{d['sha256']}` |" for split, d in f.data.items()
     ]
     body = [
         f"# {r['name']} student for {f.task.name.upper()}, distilled with dse-lightning",
@@ -135,16 +158,78 @@ def model_card(f: CardFacts) -> str:
         "",
         "Relative degradation = (teacher - student) / teacher (the paper's measure; lower is better).",
         "",
-        "## Command",
-        "",
-        "```bash",
-        " ".join(["python -m dse_lightning.train", *portable(f.command)]),
-        "```",
-        "",
-        "## Data",
-        "",
-        *data,
+        *_provenance(f),
         "",
         *_usage(f),
     ]
-    return f"---\n{header}---\n\n" + "\n".join(body) + "\n"
+    return _render(meta, body)
+
+
+def _cross_encoder_usage(f: RunFacts, max_length: int) -> list[str]:
+    n = f.task.num_labels
+    if n > 1:
+        outputs = [
+            f"`predict` returns the teacher's raw outputs, (N, {n}) logits: what the students were distilled",
+            "from. `apply_softmax=True` gives class probabilities instead (sentence-transformers' default:",
+            "False).",
+        ]
+    else:
+        outputs = [
+            "`predict` returns the teacher's raw outputs, (N,) predicted scores: what the students were",
+            "distilled from. The folder saves an identity activation (`config_sentence_transformers.json`)",
+            "in place of sentence-transformers' default sigmoid for a one-output model; pass",
+            "`activation_fn=torch.nn.Sigmoid()` to `predict` for the sigmoid.",
+        ]
+    return [
+        "## Use",
+        "",
+        "With sentence-transformers alone (no dse-lightning needed):",
+        "",
+        "```python",
+        "from sentence_transformers import CrossEncoder",
+        "",
+        'model = CrossEncoder("path/to/this/folder")',
+        'logits = model.predict([("A man plays a guitar.", "Someone plays guitar.")])',
+        "```",
+        "",
+        *outputs,
+        f"Pairs are truncated to {max_length} tokens, longest sentence first, as in training.",
+    ]
+
+
+def cross_encoder_card(f: RunFacts, max_length: int) -> str:
+    """The card of a teacher's CrossEncoder export (export/cross_encoder.py)."""
+    t, task = f.teacher, f.task
+    meta = _metadata(
+        f,
+        t.name,
+        t.metrics,
+        library_name="sentence-transformers",
+        pipeline_tag="text-classification",
+        tags=["dse-lightning", "cross-encoder", "sentence-transformers", "sentence-pair", "teacher"],
+    )
+    outputs = ", ".join(task.labels) if task.num_labels > 1 else "one score"
+    metrics = ["| dev metric | value |", "|---|---|"] + [
+        f"| {name} | {value:.4f} |" for name, value in t.metrics.items()
+    ]
+    body = [
+        f"# {t.name} cross-encoder for {task.name.upper()}, fitted with dse-lightning",
+        "",
+        "The teacher of a Distilled Sentence Embedding run (Barkan et al. 2020): a cross-encoder over",
+        "`[CLS] s1 [SEP] s2 [SEP]` whose outputs the siamese students learn from.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| task | {task.name} ({task.type}; outputs: {outputs}) |",
+        f"| teacher | {t.name} (store key {t.key}, {t.params:,} parameters) |",
+        f"| max length | {max_length} tokens |",
+        "",
+        "## Dev metrics",
+        "",
+        *metrics,
+        "",
+        *_provenance(f),
+        "",
+        *_cross_encoder_usage(f, max_length),
+    ]
+    return _render(meta, body)

@@ -121,3 +121,8 @@ def config_dict(node: DictConfig, drop: tuple[str, ...] = ()) -> dict:
         for key in drop:
             node.pop(key, None)
     return OmegaConf.to_container(node, resolve=True)
+
+
+def card_data(dm: GluePairDataModule) -> dict[str, dict[str, str]]:
+    """What a model card says of the data: split -> {"source", "sha256"}."""
+    return {s: {"source": dm.source.describe(s), "sha256": dm.fingerprint(s)} for s in dm.task.splits}

@@ -1,9 +1,10 @@
 """Teacher stage: fit (or reuse) the cross-encoder, evaluate it on dev, export its train-set logits.
 
 A fitted teacher is an artifact of the store (store.py), `<cache_dir>/teachers/<task>/<key>/` with
-`model.ckpt` and `logits.pt`, its record in the manifest's meta; the key hashes everything that changes the
-teacher (task, teacher config, data checksums, max length, seed, trainer numerics). A later run with the
-same provenance reuses it; a fit checkpoints into `<key>.work/` and resumes from it after a kill.
+`model.ckpt`, `logits.pt` and `cross_encoder/` (teacher_export.py), its record in the manifest's meta; the
+key hashes everything that changes the teacher (task, teacher config, data checksums, max length, seed,
+trainer numerics). A later run with the same provenance reuses it; a fit checkpoints into `<key>.work/` and
+resumes from it after a kill. Every run copies the export to `<run dir>/teacher/cross_encoder`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..utils.io import sha256_file, sha256_json
 from .common import build_datamodule, build_trainer, config_dict, fit_and_validate, val_metrics
 from .distributed import wait_for_rank_zero
 from .inference import SplitRows, predict_logits
+from .teacher_export import EXPORT, copy_teacher_export, export_teacher
 
 log = logging.getLogger(__name__)
 TRAINER_NUMERICS = ("precision", "accumulate_grad_batches", "gradient_clip_val", "limit_train_batches")
@@ -107,6 +109,7 @@ def _fit_and_publish(
             path = tmp / logits_file(split)
             save_logits(path, logits.ids, logits.values, provenance)
             load_logits(path, provenance, dm.ids(split))  # verify the round trip before publishing
+        export_teacher(task, dm, module, record, tmp / EXPORT)
         return record
 
     artifact = store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "teacher published"))
@@ -121,10 +124,12 @@ def run_teacher(cfg: DictConfig, task: TaskSpec, run_dir: Path) -> tuple[Teacher
     dm = teacher_data(cfg, task, seed=cfg.teacher.seed)
     key, store = teacher_key(cfg, dm), teacher_store(cfg, task)
     build = lambda: _fit_and_publish(cfg, task, dm, store, key, run_dir)  # noqa: E731
-    artifact = store.get_or_build(key, build, rebuild=cfg.teacher.retrain)
+    export = run_dir / "teacher" / EXPORT
+    use = lambda artifact: copy_teacher_export(task, dm, artifact, export)  # noqa: E731
+    artifact = store.get_or_build(key, build, rebuild=cfg.teacher.retrain, use=use)
     if artifact.reused:
         log.info("teacher: reusing %s (same task, config, data and seed)", artifact.path)
     record = dict(artifact.meta)
     data = record.pop("data")
     paths = {"checkpoint": str(artifact.path / "model.ckpt"), "logits": str(artifact.path / "logits.pt")}
-    return TeacherResult(**record, **paths, reused=artifact.reused), data
+    return TeacherResult(**record, **paths, export=str(export.resolve()), reused=artifact.reused), data
