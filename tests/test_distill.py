@@ -120,9 +120,9 @@ def test_targets_missing_train_ids_are_refused(mrpc_dir: Path, tokenizer_path: s
 
 
 def test_online_frozen_teacher(mrpc_dir: Path, tokenizer_path: str, tmp_path: Path) -> None:
-    from dse_lightning.models.teacher_module import load_cross_encoder
+    from dse_lightning.models.teacher_module import TeacherModule
 
-    teacher = load_cross_encoder(TINY_BERT, 2)
+    teacher = TeacherModule(MRPC, TINY_BERT, optimizer=partial(torch.optim.AdamW, lr=1e-3))
     dm = sentence_dm(mrpc_dir, tokenizer_path, tmp_path, targets=StudentTargets(online=teacher))
     batch = next(iter(dm.train_dataloader()))
     assert batch["pair"]["input_ids"].shape[0] == len(batch["ids"]) and "teacher_logits" not in batch

@@ -26,7 +26,7 @@ class LogitsMismatchError(ValueError):
 class Provenance:
     task: str
     split: str
-    teacher_checkpoint: str  # sha256 of the checkpoint file that produced the logits
+    teacher_checkpoint: str  # the teacher's identity (TeacherResult.identity): sha256 of its model.ckpt
     tokenizer: str  # tokenizer fingerprint
     max_length: int
     data_checksum: str

@@ -4,12 +4,13 @@ Each of these used to run: `teacher.max_epochs=0` published an untrained teacher
 `data.max_length=2` trained on `[CLS] [SEP]`, `distill.alpha=1.5` and `distill=kl task=stsb` failed only
 after the teacher stage. The losses, the data module and the target sources keep their own checks for
 library callers; this is where a command line is refused, naming every bad option at once. A loss's refusal
-of a task is written once, in its class (`DistillLoss.refusal`): asked here, raised by its constructor.
+of a task is written once, in its class (`DistillLoss.refusal`): asked here, raised by its constructor; so
+are a teacher source's (`option_errors`, pipeline/teacher.py).
 """
 
 from __future__ import annotations
 
-from hydra.utils import get_object
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from .data.tasks import TaskSpec
@@ -22,13 +23,24 @@ class OptionError(ValueError):
     """A configuration that cannot do what it says; the message names each option and why."""
 
 
-def _at_least(cfg: DictConfig, key: str, low: int) -> list[str]:
+# Where a teacher's logits come from: its entry's `source` (conf/teacher/cross_encoder.yaml, scores.yaml). An
+# entry without one fits `teacher.module` (minilm, bert_*: their store keys predate the seam).
+MODULE_TEACHER = "dse_lightning.pipeline.teacher.ModuleTeacher"
+
+
+def teacher_source(cfg: DictConfig):
+    """The run's teacher source (a `pipeline.teacher.TeacherSource`), built from its entry."""
+    node = cfg.teacher.get("source")
+    return instantiate(node) if node is not None else get_object(MODULE_TEACHER)()
+
+
+def at_least(cfg: DictConfig, key: str, low: int) -> list[str]:
     value = OmegaConf.select(cfg, key)
     return [] if isinstance(value, int) and value >= low else [f"{key}={value}: must be an integer >= {low}"]
 
 
 def _distill_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
-    errors = _at_least(cfg, "student.max_epochs", 1) + _at_least(cfg, "student.batch_size", 1)
+    errors = at_least(cfg, "student.max_epochs", 1) + at_least(cfg, "student.batch_size", 1)
     alpha = cfg.distill.get("alpha", 0.5)
     if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         errors.append(f"distill.alpha={alpha}: must be in [0, 1] (0: labels only, 1: teacher only)")
@@ -39,11 +51,27 @@ def _distill_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     return errors
 
 
+def _teacher_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
+    source = teacher_source(cfg)
+    errors = source.option_errors(cfg, task)
+    if cfg.stage not in ("distill", "all") or source.predicts:
+        return errors
+    # A target source or transfer set that runs the teacher's model on pairs it has no logits for.
+    for group in ("targets", "augment"):
+        cls = get_object(cfg[group]._target_)
+        if getattr(cls, "needs_teacher_model", False):
+            errors.append(
+                f"{group}={cfg[group].get('name') or cls.name}: runs the teacher's model (on new pairs, "
+                f"folds or members), and teacher={cfg.teacher.name} has none, only the logits of its files: "
+                "use targets=logits augment=none, or a teacher with a model (e.g. teacher=cross_encoder)"
+            )
+    return errors
+
+
 def option_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     """Every option of `cfg` that cannot work, as `key=value: why`; [] when all can."""
-    errors = _at_least(cfg, "data.max_length", MIN_PAIR_LENGTH) + _at_least(cfg, "data.eval_batch_size", 1)
-    if not cfg.teacher.get("checkpoint"):  # a teacher is fitted (or reused: its key has these)
-        errors += _at_least(cfg, "teacher.max_epochs", 1) + _at_least(cfg, "teacher.batch_size", 1)
+    errors = at_least(cfg, "data.max_length", MIN_PAIR_LENGTH) + at_least(cfg, "data.eval_batch_size", 1)
+    errors += _teacher_errors(cfg, task)
     share = cfg.data.get("max_truncated_fraction", 0.0)
     if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
         errors.append(f"data.max_truncated_fraction={share}: must be in [0, 1]")

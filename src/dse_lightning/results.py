@@ -61,10 +61,16 @@ class TeacherResult:
     metrics: dict[str, float]  # dev metrics by name (acc, f1, pearson, ...)
     params: int
     train_time_s: float | None = None
-    checkpoint: str = ""  # the published model.ckpt
+    checkpoint: str = ""  # the published model.ckpt ("" for a teacher of score files: no model)
     logits: str = ""  # the published train-set logits
     export: str = ""  # the run's copy of its CrossEncoder folder (`CrossEncoder(path)`)
     reused: bool = False  # taken from the store, not fitted by this run
+    # What its logits' provenance names (Provenance.teacher_checkpoint): the sha256 of model.ckpt, or of the
+    # score files. Every reader of its logits checks them against it.
+    identity: str = ""
+    # What it was made from besides its config, by content: [{"option", "name" (as given), "sha256"}] of a
+    # ready model (its weight files), score files or a given checkpoint. Its store key hashes these.
+    inputs: list[dict] = field(default_factory=list)
 
 
 @dataclass

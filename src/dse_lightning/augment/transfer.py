@@ -56,6 +56,8 @@ class NoTransfer(TargetSource):
 
 
 class TransferSet(NoTransfer):
+    needs_teacher_model = True  # the teacher labels the new pairs
+
     def __init__(
         self,
         base: TargetSource,
@@ -133,8 +135,8 @@ class TransferSet(NoTransfer):
         return read_logits(artifact.path / "logits.pt", self._provenance(ctx, key)), pairs
 
     def _provenance(self, ctx: TargetContext, key: str) -> Provenance:
-        """The train-logits provenance, for these pairs and their labellers (their checkpoints' hash)."""
-        teachers = sha256_json([sha256_file(t.checkpoint) for t in self.base.labellers(ctx)])
+        """The train-logits provenance, for these pairs and their labellers (by their identities)."""
+        teachers = sha256_json([t.identity for t in self.base.labellers(ctx)])
         return replace(ctx.data.provenance(teachers), split=f"transfer-{key}")
 
     def generate(self, ctx: TargetContext, generator: PairGenerator) -> list[Pair]:

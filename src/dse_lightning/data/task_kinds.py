@@ -72,6 +72,14 @@ class TaskKind:
             raise ValueError(f"label '{raw}' is not one of {labels}")
         return labels.index(raw)
 
+    def implausible(self, logits: Tensor, labels: Tensor) -> str | None:
+        """Why teacher logits (N, C) plainly do not read as the gold labels (N,), or None: dev accuracy below
+        chance, 1/C. A model whose outputs are read in the wrong label order lands there (on a binary task
+        it scores 1 - its accuracy), while a weak but rightly read one stays above it."""
+        acc = (logits.argmax(-1) == labels).float().mean().item()
+        classes = logits.size(-1)
+        return f"dev accuracy {acc:.3f} is below chance (1/{classes})" if acc < 1 / classes else None
+
 
 class Binary(TaskKind):
     name = "binary"
@@ -123,6 +131,11 @@ class Regression(TaskKind):
         if not math.isfinite(score) or not low <= score <= high:
             raise ValueError(f"score {raw} outside {score_range}")
         return score
+
+    def implausible(self, logits: Tensor, labels: Tensor) -> str | None:
+        """Scores that do not rise with the gold ones: Pearson r <= 0 (or undefined: constant scores)."""
+        r = torch.corrcoef(torch.stack([logits.reshape(-1).double(), labels.double()]))[0, 1].item()
+        return None if r > 0 else f"dev Pearson correlation {r:.3f} is not above 0"
 
 
 TASK_KINDS: dict[str, TaskKind] = {k.name: k() for k in (Binary, TaskKind, Regression)}

@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import Tensor
 from torchmetrics import MetricCollection
 
 from .task_kinds import TASK_KINDS, TaskKind
@@ -101,3 +103,10 @@ class TaskSpec:
         """One fresh torchmetrics collection, e.g. prefix 'val/' + 'acc' + '_mm'."""
         metrics = {name: instantiate(conf) for name, conf in self.metrics.items()}
         return MetricCollection(metrics, prefix=prefix, postfix=self.splits[split].metric_suffix or None)
+
+    def evaluate(self, split: str, logits: Tensor, labels: list) -> dict[str, float]:
+        """The split's metrics of logits (N, C) against its gold labels, by the names results.json uses
+        (`acc`, `acc_mm`), for logits not scored in a validation loop (ensembles, score files)."""
+        collection = self.build_metrics("", split)
+        collection.update(self.kind.metric_input(logits), torch.tensor(labels, dtype=self.kind.label_dtype))
+        return {k: float(v) for k, v in collection.compute().items()}

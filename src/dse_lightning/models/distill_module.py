@@ -37,7 +37,7 @@ class DistillModule(PairTaskModule):
         self.student = student
         self.student.train()  # pretrained backbones load in eval mode
         self.loss = loss
-        # Online targets: a frozen cross-encoder scores each train batch's pairs (batch["pair"]).
+        # Online targets: a frozen TeacherModule scores each train batch's pairs (batch["pair"]).
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
 
     def lr_by_prefix(self) -> dict[str, float] | None:
@@ -53,8 +53,9 @@ class DistillModule(PairTaskModule):
     def _targets(self, batch: dict[str, Any]) -> torch.Tensor | None:
         if "teacher_logits" in batch or self.teacher is None:
             return batch.get("teacher_logits")
+        # TeacherModule.forward: task-space logits (B, C), a ready model's output map included.
         with torch.no_grad():
-            return self.task.kind.student_targets(self.teacher(**batch["pair"]).logits)
+            return self.task.kind.student_targets(self.teacher(batch["pair"]))
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         emb = self.student.encode(batch["sentences"])  # (S, D): each distinct sentence once

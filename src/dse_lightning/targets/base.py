@@ -28,6 +28,9 @@ class TargetContext:
 class TargetSource:
     name = ""
     provides_logits = True  # False: targets come from a teacher run during training (no logits to extend)
+    # True: it runs or fits the teacher's model (new pairs, folds, members), which a teacher of score files
+    # (teacher=scores) does not have; options.py refuses the pair before any work.
+    needs_teacher_model = False
 
     def check(self, cfg: DictConfig) -> None:
         """Refuse options that cannot work together, before any teacher work (default: nothing to refuse)."""

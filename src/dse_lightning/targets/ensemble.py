@@ -16,7 +16,6 @@ from omegaconf import open_dict
 from ..logits import KeyedLogits, read_logits
 from ..pipeline.teacher import logits_file, run_teacher
 from ..results import TeacherResult
-from ..utils.io import sha256_file
 from .base import StudentTargets, TargetContext, TargetSource
 
 log = logging.getLogger(__name__)
@@ -24,6 +23,7 @@ log = logging.getLogger(__name__)
 
 class Ensemble(TargetSource):
     name = "ensemble"
+    needs_teacher_model = True
 
     def __init__(self, members: int = 3) -> None:
         if members < 2:
@@ -57,8 +57,8 @@ class Ensemble(TargetSource):
         """The members' logits of a split (checked against this data), joined by id and averaged."""
         parts = []
         for t in teachers:
-            path = Path(t.checkpoint).parent / logits_file(split)
-            parts.append(read_logits(path, ctx.data.provenance(sha256_file(t.checkpoint), split)))
+            path = Path(t.logits).parent / logits_file(split)
+            parts.append(read_logits(path, ctx.data.provenance(t.identity, split)))
         ids = parts[0].ids
         return KeyedLogits(
             ids, torch.stack([p.for_ids(ids) for p in parts]).mean(0), f"ensemble of {len(parts)}"
@@ -68,10 +68,7 @@ class Ensemble(TargetSource):
         metrics = {}
         for split in ctx.task.eval_splits:
             mean, rows = self._mean(ctx, teachers, split), ctx.data.raw(split)
-            labels = torch.tensor(rows["label"], dtype=ctx.task.kind.label_dtype)
-            collection = ctx.task.build_metrics("", split)
-            collection.update(ctx.task.kind.metric_input(mean.for_ids(list(rows["id"]))), labels)
-            metrics |= {k: float(v) for k, v in collection.compute().items()}
+            metrics |= ctx.task.evaluate(split, mean.for_ids(list(rows["id"])), rows["label"])
         return metrics
 
     def build(self, ctx: TargetContext) -> StudentTargets:

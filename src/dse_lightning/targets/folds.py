@@ -36,6 +36,7 @@ def fold_of_rows(n: int, k: int, seed: int) -> list[int]:
 
 class OutOfFold(TargetSource):
     name = "folds"
+    needs_teacher_model = True
 
     def __init__(self, folds: int = 3) -> None:
         if folds < 2:

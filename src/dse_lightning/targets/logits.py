@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ..logits import read_logits
-from ..utils.io import sha256_file
 from .base import StudentTargets, TargetContext, TargetSource
 
 
@@ -11,6 +10,6 @@ class ExportedLogits(TargetSource):
     name = "logits"
 
     def build(self, ctx: TargetContext) -> StudentTargets:
-        expected = ctx.data.provenance(sha256_file(ctx.teacher.checkpoint))
+        expected = ctx.data.provenance(ctx.teacher.identity)
         logits = read_logits(ctx.teacher.logits, expected)
         return StudentTargets(logits=logits.map(ctx.task.kind.student_targets))

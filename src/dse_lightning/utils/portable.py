@@ -43,14 +43,18 @@ def _embedded_dirs() -> dict[str, str]:
     return dirs
 
 
+def weight_hashes(folder: str | Path) -> dict[str, str]:
+    """{file: sha256} of a model folder's weight files: its safetensors (shards too), else its PyTorch
+    `pytorch_model*.bin` (not a trainer's `training_args.bin`). What pins a model, wherever it lies."""
+    folder = Path(folder)
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    return {w.name: sha256_file(w) for w in weights}
+
+
 @functools.cache
 def embedded_models() -> dict[str, dict[str, str]]:
     """{portable name: {file: sha256}} of each embedded model's weight files."""
-    out = {}
-    for folder, name in _embedded_dirs().items():
-        weights = sorted(Path(folder).glob("*.safetensors")) or sorted(Path(folder).glob("*.bin"))
-        out[name] = {w.name: sha256_file(w) for w in weights}
-    return out
+    return {name: weight_hashes(folder) for folder, name in _embedded_dirs().items()}
 
 
 def base_model_name(backbone: Any) -> str | None:
