@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
 
 from dse_lightning.config import CONFIG_DIR, USER_CONFIG_ENV, find_config, load_task
-from dse_lightning.train import labels_only
+from dse_lightning.train import drop_recommended_transfer
 
 
 @pytest.fixture
@@ -54,17 +55,28 @@ def test_a_user_file_the_package_would_hide_is_refused(my_conf: Path, monkeypatc
         load_task("mrpc")
 
 
+def composed(*overrides: str):
+    """The train config of these command-line overrides, set as Hydra's current job (job_overrides)."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
 @pytest.mark.parametrize(("student", "augment"), [("dse", "pairs"), ("bilstm", "tang")])
 def test_each_student_recommends_its_best_measured_transfer_set(student: str, augment: str) -> None:
-    """The defaults follow experiments/paper_table/cpu; `augment=none` still gives gold pairs only, and at
-    alpha 0 (labels only) the recommended transfer set is dropped rather than labelled for nothing."""
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        recommended = compose("train", overrides=[f"student={student}"])
-        gold = compose("train", overrides=[f"student={student}", "augment=none"])
-        alpha0 = compose("train", overrides=[f"student={student}", "distill.alpha=0"])
-    assert recommended.augment.name == augment
-    assert gold.augment._target_.endswith("NoTransfer")
-    labels_only(recommended)
-    assert recommended.augment.name == augment  # alpha 0.5: kept
-    labels_only(alpha0)
-    assert alpha0.augment == gold.augment
+    """The defaults follow experiments/paper_table/cpu; `augment=none` still gives gold pairs only; at
+    alpha 0 (labels only) or with a teacher of score files the recommended set is dropped, not refused;
+    a set named on the command line is kept (and refused by its own check)."""
+    gold = composed(f"student={student}", "augment=none").augment
+    cfg = composed(f"student={student}")
+    assert cfg.augment.name == augment
+    drop_recommended_transfer(cfg)
+    assert cfg.augment.name == augment  # alpha 0.5 and a teacher with a model: kept
+    for extra in (["distill.alpha=0"], ["teacher=scores", "teacher.train=scores.jsonl"]):
+        cfg = composed(f"student={student}", *extra)
+        drop_recommended_transfer(cfg)
+        assert cfg.augment == gold, extra
+    cfg = composed(f"student={student}", "distill.alpha=0", f"augment={augment}")
+    drop_recommended_transfer(cfg)
+    assert cfg.augment.name == augment

@@ -96,11 +96,11 @@ def test_new_teacher_options_at_their_defaults_keep_the_teacher_key(mrpc_dir: Pa
     """Cached teachers stay valid: both_orders=false and task.symmetric are not in the key; true is."""
     cfg = make_cfg(tmp_path, mrpc_dir, "run")
     dm = teacher_data(cfg, load_task("mrpc"))
-    key = teacher_key(cfg, dm)
+    key = teacher_key(cfg, dm, [])
     with open_dict(cfg):
         del cfg.teacher.both_orders
         del cfg.task.symmetric
-    assert teacher_key(cfg, dm) == key
+    assert teacher_key(cfg, dm, []) == key
     with open_dict(cfg):
         cfg.teacher.both_orders = True
-    assert teacher_key(cfg, dm) != key
+    assert teacher_key(cfg, dm, []) != key

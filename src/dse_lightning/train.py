@@ -21,7 +21,7 @@ from .config import CONFIG_PATH, check_hydra_sources, find_config, register_reso
 from .data.tasks import TaskSpec
 from .distill_stage import DistillStage, retire_student
 from .loggers import report_to_wandb
-from .options import check_options
+from .options import check_options, teacher_source
 from .pipeline.common import config_dict
 from .pipeline.teacher import run_teacher
 from .report import summary_table
@@ -49,13 +49,23 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def labels_only(cfg: DictConfig) -> None:
-    """At distill.alpha=0 the labels alone teach: a transfer set (a student's recommended `augment`)
-    would only be labelled and ignored, so the run drops it and says so (augment=none in its config)."""
-    if float(cfg.distill.alpha) == 0 and cfg.augment.get("name", "none") != "none":
-        log.info("distill.alpha=0: the labels alone teach; augment=%s is not built", cfg.augment.name)
-        with open_dict(cfg):
-            cfg.augment = OmegaConf.load(find_config("augment", "none"))
+def drop_recommended_transfer(cfg: DictConfig) -> None:
+    """A student's recommended `augment` (conf/student/) is dropped where it cannot teach: at distill.alpha=0
+    (the labels alone teach) or with a teacher that has no model to label new pairs (teacher=scores). The run
+    says so, and its config says augment=none. Named on the command line, a transfer set is kept, and refused
+    by its own check there."""
+    name = cfg.augment.get("name", "none")
+    if name == "none" or any(o.lstrip("+").startswith("augment=") for o in job_overrides()):
+        return
+    if float(cfg.distill.alpha) == 0:
+        why = "distill.alpha=0: the labels alone teach"
+    elif not teacher_source(cfg).predicts:
+        why = f"teacher={cfg.teacher.name} has no model to label new pairs"
+    else:
+        return
+    log.info("%s; the student's recommended augment=%s is not built", why, name)
+    with open_dict(cfg):
+        cfg.augment = OmegaConf.load(find_config("augment", "none"))
 
 
 def train(cfg: DictConfig) -> RunResult:
@@ -68,10 +78,11 @@ def train(cfg: DictConfig) -> RunResult:
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
     task = TaskSpec.from_config(cfg.task)
-    check_options(cfg, task)
     distilling = cfg.stage in ("distill", "all")
+    if distilling:
+        drop_recommended_transfer(cfg)
+    check_options(cfg, task)
     if distilling:  # the loss and the target source refuse bad options before any teacher work
-        labels_only(cfg)
         loss = instantiate(cfg.distill, kind=task.kind)
         source = instantiate(cfg.augment, base=instantiate(cfg.targets))  # augment=none: targets as they are
         source.check(cfg)
