@@ -16,7 +16,8 @@ from hydra.errors import MissingConfigException
 from conftest import ROOT, RecordTargets, make_cfg
 from dse_lightning import load_student
 from dse_lightning.config import load_task
-from dse_lightning.logits import Provenance, load_logits
+from dse_lightning.logits import Provenance, load_logits, read_logits
+from dse_lightning.pipeline.teacher import teacher_data
 from dse_lightning.results import relative_degradation
 from dse_lightning.store import read_meta, write_manifest
 from dse_lightning.train import train
@@ -274,3 +275,44 @@ def test_teacher_ensemble_averages_its_members_and_reports_its_dev_metrics(
     ]
     assert not torch.equal(*member)  # two seeds, two teachers
     assert targets["augment"] == "tang" and targets["transfer_pairs"] > 0
+
+
+@pytest.mark.slow  # a teacher, two students and a transfer set
+def test_a_gold_trained_siamese_student_joins_the_teacher_ensemble(tmp_path: Path, mrpc_dir: Path) -> None:
+    """targets.siamese=1: the labels-only student of seed teacher.seed is a member (the baseline run of that
+    seed, reused from the store); the ensemble's dev metrics are those of the members' averaged dev logits,
+    and its transfer set is labelled by both."""
+    baseline = train(make_cfg(tmp_path, mrpc_dir, "base", "distill.alpha=0")).student
+    cfg = make_cfg(
+        tmp_path,
+        mrpc_dir,
+        "run",
+        "targets=ensemble",
+        "targets.members=1",
+        "targets.siamese=1",
+        "augment=tang",
+    )
+    results = train(cfg)
+    targets = results.student.targets
+    assert targets["members"] == [results.teacher.key, baseline.key]
+    assert targets["member_metrics"] == [results.teacher.metrics, baseline.metrics]
+    task, member = load_task("mrpc"), tmp_path / "cache" / "siamese" / "mrpc" / baseline.key
+    dm = teacher_data(cfg, task)
+    dev = [
+        read_logits(p, dm.provenance(i, "dev"))
+        for p, i in [
+            (Path(results.teacher.logits).parent / "dev.logits.pt", results.teacher.identity),
+            (member / "dev.logits.pt", f"siamese-{baseline.key}"),
+        ]
+    ]
+    rows = dm.raw("dev")
+    mean = (dev[0].for_ids(list(rows["id"])) + dev[1].for_ids(list(rows["id"]))) / 2
+    assert targets["metrics"] == task.evaluate("dev", mean, rows["label"])
+    # the member's own dev logits read as its results say: [0, z] of its head's z
+    assert task.evaluate("dev", dev[1].for_ids(list(rows["id"])), rows["label"])["acc"] == pytest.approx(
+        baseline.metrics["acc"], abs=1e-6
+    )
+    transfer = json.loads(
+        next((tmp_path / "cache" / "transfer" / "mrpc").glob("*/manifest.json")).read_text()
+    )
+    assert transfer["meta"]["teachers"] == [results.teacher.key, baseline.key]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from .config import find_config
 from .data.datamodule import GluePairDataModule
 from .data.tasks import TaskSpec
 from .export import export_student
@@ -36,18 +37,24 @@ from .utils.io import locked, sha256_json
 log = logging.getLogger(__name__)
 
 
+def without_added_defaults(node: dict, added: dict) -> dict:
+    """`node` without the options added after students were cached, where they hold their default (which
+    trains the student as before): those students keep their keys."""
+    return {k: v for k, v in node.items() if not (k in added and v == added[k])}
+
+
 def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule) -> str:
     """Hash of everything that determines the student (it names the student's store entry and work dir)."""
     paths = ("dir", "hub_dir", "cache_dir", "num_workers", "eval_batch_size")  # where and how fast, not what
-    data = {k: v for k, v in config_dict(cfg.data).items() if k not in paths}
-    if data.get("holdout") is None:  # added later: unset, the data is as before (the cached students' keys)
-        data.pop("holdout", None)
+    data = without_added_defaults(
+        {k: v for k, v in config_dict(cfg.data).items() if k not in paths}, {"holdout": None}
+    )
     return sha256_json(
         {
             "teacher": teacher.key,
             "student": config_dict(cfg.student),
             "distill": config_dict(cfg.distill),
-            "targets": config_dict(cfg.targets),
+            "targets": without_added_defaults(config_dict(cfg.targets), {"siamese": 0}),
             "augment": {
                 k: v for k, v in config_dict(cfg.augment).items() if k not in ("chunk_size", "batch_size")
             },
@@ -88,7 +95,7 @@ class DistillStage:
     def fit(self, probe: GluePairDataModule, store: Store, key: str) -> Artifact:
         """Train (or resume) the student in its work dir and publish it with its export; its record."""
         cfg, task, work = self.cfg, self.task, store.work_dir(key)
-        context = TargetContext(cfg, task, self.teacher, probe, self.rows, self.run_dir)
+        context = TargetContext(cfg, task, self.teacher, probe, self.rows, self.run_dir, self.gold_student)
         targets = self.source.build(context) if self.loss.alpha > 0 else None
         # The student starts from the run's seed whatever the source did (fold or ensemble teachers draw too).
         pl.seed_everything(cfg.seed, workers=True)
@@ -123,6 +130,20 @@ class DistillStage:
             return record
 
         return store.publish(key, write, barrier=lambda: wait_for_rank_zero(trainer, "student exported"))
+
+    def gold_student(self, seed: int) -> StudentResult:
+        """This run's student on the labels alone for `seed` (an ensemble's siamese member,
+        targets/siamese.py): distill.alpha=0, augment=none, targets=logits, i.e. the key of that seed's
+        `distill.alpha=0` baseline, so a finished one is reused from the store."""
+        cfg = self.cfg.copy()
+        with open_dict(cfg):
+            cfg.seed, cfg.distill.alpha = seed, 0
+            cfg.augment = OmegaConf.load(find_config("augment", "none"))
+            cfg.targets = OmegaConf.load(find_config("targets", "logits"))
+        loss, source = instantiate(cfg.distill, kind=self.task.kind), instantiate(cfg.targets)
+        pl.seed_everything(seed, workers=True)
+        run_dir = self.run_dir / "ensemble" / f"siamese{seed}"
+        return DistillStage(cfg, self.task, self.teacher, self.rows, loss, source, run_dir).run()
 
     def card_facts(self, dm: GluePairDataModule, record: dict, against: dict[str, float]) -> CardFacts:
         return CardFacts(

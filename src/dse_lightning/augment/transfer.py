@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +31,9 @@ from ..models.teacher_module import TeacherModule
 from ..pipeline.common import build_predictor
 from ..pipeline.distributed import wait_for_rank_zero
 from ..pipeline.inference import PairRows, predict_logits
+from ..results import TeacherResult
 from ..store import Store
+from ..targets import siamese
 from ..targets.base import StudentTargets, TargetContext, TargetSource
 from ..utils.io import atomic_path, sha256_file, sha256_json
 from .generators import Pair, PairGenerator, Sources
@@ -195,10 +198,7 @@ class TransferSet(NoTransfer):
         self, ctx: TargetContext, trainer: pl.Trainer, pairs: list[Pair], ids: list[str], work: Path
     ) -> torch.Tensor:
         """(N, C) logits of the pairs, a chunk at a time; chunks a killed run saved are reused."""
-        modules = [
-            TeacherModule.load_from_checkpoint(t.checkpoint, map_location="cpu", weights_only=False)
-            for t in self.base.labellers(ctx)
-        ]
+        modules = [labeller(ctx, trainer, t) for t in self.base.labellers(ctx)]
         chunks = []
         starts = range(0, len(pairs), self.chunk_size)
         bar = f"teacher labels {len(pairs)} transfer pairs"
@@ -219,7 +219,7 @@ class TransferSet(NoTransfer):
         self,
         ctx: TargetContext,
         trainer: pl.Trainer,
-        modules: list[TeacherModule],
+        modules: list[Callable[[PairRows], torch.Tensor]],
         pairs: list[Pair],
         ids: list[str],
     ) -> torch.Tensor:
@@ -228,4 +228,15 @@ class TransferSet(NoTransfer):
         rows = PairRows(
             pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size, both_orders=both
         )
-        return torch.stack([predict_logits(trainer, m, rows).values for m in modules]).mean(0)
+        return torch.stack([label(rows) for label in modules]).mean(0)
+
+
+def labeller(
+    ctx: TargetContext, trainer: pl.Trainer, teacher: TeacherResult
+) -> Callable[[PairRows], torch.Tensor]:
+    """How a labeller scores new pairs (N, C), in the rows' order: a cross-encoder through the one inference
+    path on the run's trainer, or a siamese ensemble member (no checkpoint) through its student export."""
+    if not teacher.checkpoint and teacher.export:  # a siamese member: the export of a student
+        return lambda rows: siamese.label(teacher, ctx.task, rows)
+    module = TeacherModule.load_from_checkpoint(teacher.checkpoint, map_location="cpu", weights_only=False)
+    return lambda rows: predict_logits(trainer, module, rows).values

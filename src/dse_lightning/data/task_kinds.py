@@ -51,6 +51,10 @@ class TaskKind:
         """Cross-encoder logits (N, C) -> the student's targets (N, K)."""
         return teacher_logits
 
+    def teacher_logits(self, student_logits: Tensor) -> Tensor:
+        """A student head's logits (N, K) -> the cross-encoder's format (N, C) (a siamese ensemble member)."""
+        return student_logits
+
     def metric_input(self, logits: Tensor) -> Tensor:
         """Model outputs -> what the task's torchmetrics take."""
         return logits
@@ -89,6 +93,11 @@ class Binary(TaskKind):
 
     def student_targets(self, teacher_logits: Tensor) -> Tensor:
         return reduce_binary_logits(teacher_logits).unsqueeze(-1)  # (N, 1)
+
+    def teacher_logits(self, student_logits: Tensor) -> Tensor:
+        """(N, 1) z -> (N, 2) [0, z]: the same z1 - z0, so student_targets gives z back."""
+        z = student_logits.reshape(-1, 1)
+        return torch.cat([torch.zeros_like(z), z], dim=-1)
 
     def metric_input(self, logits: Tensor) -> Tensor:
         """P(class 1), from two logits (B, 2) or one (B, 1) / (B,)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from omegaconf import DictConfig
 from ..data.datamodule import GluePairDataModule
 from ..data.student_targets import StudentTargets
 from ..data.tasks import TaskSpec
-from ..results import TeacherResult
+from ..results import StudentResult, TeacherResult
 
 __all__ = ["StudentTargets", "TargetContext", "TargetSource"]  # StudentTargets: data/student_targets.py
 
@@ -23,6 +24,9 @@ class TargetContext:
     data: GluePairDataModule  # the student's data (not set up): the provenance its logits must carry
     rows: dict[str, int]  # rows per split
     run_dir: Path
+    # The run's student at distill.alpha=0 for a seed, fitted or reused (a siamese ensemble member,
+    # targets/siamese.py); given by the distill stage, above this package.
+    gold_student: Callable[[int], StudentResult] | None = None
 
 
 class TargetSource:

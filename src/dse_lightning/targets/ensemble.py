@@ -1,7 +1,10 @@
 """Several teachers instead of one (`targets=ensemble targets.members=k`): the teacher of the run and k - 1
 more, fitted with the next seeds (`teacher.seed` + 1, ...) and stored like it; the student learns their
 averaged logits, and a transfer set is labelled by all of them. The ensemble's own dev metrics (of its
-averaged dev logits) go into results.json (`student.targets.metrics`).
+averaged dev logits) go into results.json (`student.targets.metrics`), its members' beside them.
+
+A heterogeneous ensemble adds `targets.siamese=s` gold-trained siamese students (targets/siamese.py: the
+run's student at alpha 0, seeds `teacher.seed`, + 1, ...): members of another family, other errors.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ..logits import KeyedLogits, read_logits
 from ..pipeline.teacher import logits_file, run_teacher
 from ..results import TeacherResult
 from .base import StudentTargets, TargetContext, TargetSource
+from .siamese import siamese_member
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +29,28 @@ class Ensemble(TargetSource):
     name = "ensemble"
     needs_teacher_model = True
 
-    def __init__(self, members: int = 3) -> None:
-        if members < 2:
+    def __init__(self, members: int = 3, siamese: int = 0) -> None:
+        if members < 1 or siamese < 0 or members + siamese < 2:
             raise ValueError(
-                f"targets.members must be >= 2 (an ensemble of one is targets=logits), got {members}"
+                f"targets.members={members} (cross-encoders, >= 1) and targets.siamese={siamese} "
+                "(gold-trained siamese students, >= 0) must add up to 2 or more (an ensemble of one is "
+                "targets=logits)"
             )
-        self.members, self.metrics, self.keys, self._teachers = members, None, None, None
+        self.members, self.siamese = members, siamese
+        self.metrics, self.keys, self._teachers, self.member_metrics = None, None, None, None
 
     def check(self, cfg) -> None:
         if cfg.teacher.checkpoint:
             raise ValueError("targets=ensemble fits its members, so it cannot start from teacher.checkpoint")
 
     def describe(self) -> dict:
-        return {"source": self.name, "members": self.keys, "metrics": self.metrics}
+        return {
+            "source": self.name,
+            "members": self.keys,
+            "siamese": self.siamese,
+            "metrics": self.metrics,
+            "member_metrics": self.member_metrics,  # each member's own dev metrics, in `members` order
+        }
 
     def labellers(self, ctx: TargetContext) -> list[TeacherResult]:
         """The run's teacher and the others, fitted (or reused from the store) with the next seeds."""
@@ -50,7 +63,9 @@ class Ensemble(TargetSource):
                 cfg.teacher.seed = ctx.cfg.teacher.seed + i
             pl.seed_everything(cfg.teacher.seed, workers=True)
             teachers.append(run_teacher(cfg, ctx.task, ctx.run_dir / "ensemble" / f"member{i}")[0])
+        teachers += [siamese_member(ctx, ctx.cfg.teacher.seed + i) for i in range(self.siamese)]
         self.keys, self._teachers = [t.key for t in teachers], teachers
+        self.member_metrics = [t.metrics for t in teachers]
         return teachers
 
     def _mean(self, ctx: TargetContext, teachers: list[TeacherResult], split: str) -> KeyedLogits:

@@ -1,0 +1,74 @@
+"""Gold-trained siamese students as ensemble members (`targets=ensemble targets.siamese=k`).
+
+On STS-B the siamese student trained on the labels alone beats the cross-encoder it is meant to learn from
+(experiments/paper_table/cpu): as a member of the teacher ensemble it adds what the cross-encoder lacks. A
+member is the run's own student config at distill.alpha=0 (no transfer set, `targets=logits`: the key of
+the labels-only baseline of that seed, so a finished baseline is reused from the store), fitted by the
+distill stage above this package (`TargetContext.gold_student`). Its export scores the train and eval rows;
+those logits, in the teacher's format, are an artifact of their own store and the member reads as a
+`TeacherResult` whose `export` is the student's (no checkpoint: `label` scores new pairs with the export).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..export.student_io import load_student
+from ..logits import load_logits, save_logits
+from ..pipeline.inference import PairRows
+from ..pipeline.teacher import logits_file
+from ..results import StudentResult, TeacherResult
+from ..store import Store
+from .base import TargetContext
+
+log = logging.getLogger(__name__)
+
+
+def pair_logits(export: str, task, first: list[str], second: list[str]) -> torch.Tensor:
+    """(N, num_labels) teacher-format logits of the student export's head on the pairs."""
+    return task.kind.teacher_logits(load_student(export).logits(first, second).float())
+
+
+def label(member: TeacherResult, task, rows: PairRows) -> torch.Tensor:
+    """A siamese member's logits of new pairs (a transfer set's), in `rows.ids` order."""
+    first, second = zip(*rows.pairs, strict=True) if rows.pairs else ((), ())
+    return pair_logits(member.export, task, list(first), list(second))
+
+
+def _publish(ctx: TargetContext, student: StudentResult, store: Store) -> Path:
+    identity = f"siamese-{student.key}"
+
+    def write(tmp: Path) -> dict:
+        for split in ctx.task.splits:
+            rows = ctx.data.raw(split)
+            values = pair_logits(student.export, ctx.task, list(rows["sentence1"]), list(rows["sentence2"]))
+            provenance = ctx.data.provenance(identity, split)
+            save_logits(tmp / logits_file(split), list(rows["id"]), values, provenance)
+            load_logits(tmp / logits_file(split), provenance, list(rows["id"]))  # the round trip
+        return {"identity": identity, "student": student.key}
+
+    return store.get_or_build(student.key, lambda: store.publish(student.key, write)).path
+
+
+def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
+    """The labels-only student of `seed` (fitted, or reused from the store) as an ensemble member."""
+    if ctx.gold_student is None:
+        raise ValueError("targets.siamese: gold-trained members are fitted by the distill stage only")
+    student = ctx.gold_student(seed)
+    store = Store(
+        Path(ctx.cfg.paths.cache_dir).resolve() / "siamese" / ctx.task.name, "siamese member logits"
+    )
+    path = _publish(ctx, student, store)
+    log.info("ensemble: siamese member %s (seed %d), dev %s", student.key, seed, student.metrics)
+    return TeacherResult(
+        name=f"{student.name} (gold, alpha 0)",
+        key=student.key,
+        metrics=student.metrics,
+        params=student.params,
+        logits=str(path / "logits.pt"),
+        export=student.export,
+        identity=f"siamese-{student.key}",
+    )
