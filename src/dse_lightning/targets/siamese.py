@@ -11,6 +11,7 @@ those logits, in the teacher's format, are an artifact of their own store and th
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -27,9 +28,14 @@ from .base import TargetContext
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=4)  # a transfer set asks for a member's logits chunk by chunk
+def _loaded(export: str):
+    return load_student(export)
+
+
 def pair_logits(export: str, task, first: list[str], second: list[str]) -> torch.Tensor:
     """(N, num_labels) teacher-format logits of the student export's head on the pairs."""
-    return task.kind.teacher_logits(load_student(export).logits(first, second).float())
+    return task.kind.teacher_logits(_loaded(export).logits(first, second).float())
 
 
 def label(member: TeacherResult, task, rows: PairRows) -> torch.Tensor:
