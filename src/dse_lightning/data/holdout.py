@@ -8,7 +8,7 @@ the fingerprints say so, so caches and teacher logits of a holdout run are never
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 import datasets
@@ -23,7 +23,6 @@ class HoldoutSource:
     inner: object  # a LocalSource or HubSource (data/sources.py)
     fraction: float
     eval_split: str = "dev"
-    _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.fraction < 1.0:

@@ -22,7 +22,7 @@ from ..logits import load_logits, save_logits
 from ..pipeline.inference import PairRows
 from ..pipeline.teacher import logits_file
 from ..results import StudentResult, TeacherResult
-from ..store import Store
+from ..store import Artifact, Store
 from .base import TargetContext
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def label(member: TeacherResult, task, rows: PairRows) -> torch.Tensor:
     return pair_logits(member.export, task, list(first), list(second))
 
 
-def _publish(ctx: TargetContext, student: StudentResult, store: Store) -> Path:
-    identity = f"siamese-{student.key}"
+def _publish(ctx: TargetContext, student: StudentResult, store: Store) -> Artifact:
+    identity = f"siamese-{student.key}"  # what its logits' provenance names (TeacherResult.identity)
 
     def write(tmp: Path) -> dict:
         for split in ctx.task.splits:
@@ -56,7 +56,7 @@ def _publish(ctx: TargetContext, student: StudentResult, store: Store) -> Path:
             load_logits(tmp / logits_file(split), provenance, list(rows["id"]))  # the round trip
         return {"identity": identity, "student": student.key}
 
-    return store.get_or_build(student.key, lambda: store.publish(student.key, write)).path
+    return store.get_or_build(student.key, lambda: store.publish(student.key, write))
 
 
 def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
@@ -67,14 +67,14 @@ def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
     store = Store(
         Path(ctx.cfg.paths.cache_dir).resolve() / "siamese" / ctx.task.name, "siamese member logits"
     )
-    path = _publish(ctx, student, store)
+    artifact = _publish(ctx, student, store)
     log.info("ensemble: siamese member %s (seed %d), dev %s", student.key, seed, student.metrics)
     return TeacherResult(
         name=f"{student.name} (gold, alpha 0)",
         key=student.key,
         metrics=student.metrics,
         params=student.params,
-        logits=str(path / "logits.pt"),
+        logits=str(artifact.path / "logits.pt"),
         export=student.export,
-        identity=f"siamese-{student.key}",
+        identity=artifact.meta["identity"],
     )
