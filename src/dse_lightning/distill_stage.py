@@ -25,7 +25,14 @@ from .export import export_student
 from .export.card import CardFacts, model_card
 from .losses import DistillLoss
 from .models.build import build_student
-from .pipeline.common import build_datamodule, build_trainer, card_data, config_dict, fit_and_validate
+from .pipeline.common import (
+    build_datamodule,
+    build_trainer,
+    card_data,
+    config_dict,
+    fit_and_validate,
+    without_added_defaults,
+)
 from .pipeline.distributed import wait_for_rank_zero
 from .pipeline.teacher import TRAINER_NUMERICS
 from .results import StudentResult, TeacherResult, relative_degradation
@@ -35,12 +42,6 @@ from .targets import TargetContext, TargetSource
 from .utils.io import locked, sha256_json
 
 log = logging.getLogger(__name__)
-
-
-def without_added_defaults(node: dict, added: dict) -> dict:
-    """`node` without the options added after students were cached, where they hold their default (which
-    trains the student as before): those students keep their keys."""
-    return {k: v for k, v in node.items() if not (k in added and v == added[k])}
 
 
 def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule) -> str:

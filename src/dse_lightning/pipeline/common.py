@@ -126,3 +126,9 @@ def config_dict(node: DictConfig, drop: tuple[str, ...] = ()) -> dict:
 def card_data(dm: GluePairDataModule) -> dict[str, dict[str, str]]:
     """What a model card says of the data: split -> {"source", "sha256"}."""
     return {s: {"source": dm.source.describe(s), "sha256": dm.fingerprint(s)} for s in dm.task.splits}
+
+
+def without_added_defaults(node: dict, added: dict) -> dict:
+    """`node` without the options added after students were cached, where they hold their default (which
+    trains or fits as before): cached students and teachers keep their keys."""
+    return {k: v for k, v in node.items() if not (k in added and v == added[k])}

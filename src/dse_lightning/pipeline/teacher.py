@@ -32,7 +32,14 @@ from ..options import at_least, teacher_source
 from ..results import TeacherResult
 from ..store import Artifact, Store, retire_work
 from ..utils.io import sha256_file, sha256_json
-from .common import build_datamodule, build_trainer, config_dict, fit_and_validate, val_metrics
+from .common import (
+    build_datamodule,
+    build_trainer,
+    config_dict,
+    fit_and_validate,
+    val_metrics,
+    without_added_defaults,
+)
 from .distributed import wait_for_rank_zero
 from .inference import SplitRows, predict_logits
 from .teacher_export import EXPORT, copy_teacher_export, export_teacher
@@ -53,8 +60,7 @@ def by_content(node, named: dict[str, str]):
 def teacher_key(cfg: DictConfig, dm: GluePairDataModule, inputs: list[dict]) -> str:
     """The store key; `inputs` (TeacherSource.inputs) enter it by content, wherever the config names them."""
     teacher = {k: v for k, v in config_dict(cfg.teacher).items() if k != "retrain"}
-    if not teacher.get("both_orders"):  # options added later: at their default, the teacher is as before
-        teacher.pop("both_orders", None)
+    teacher = without_added_defaults(teacher, {"both_orders": False})
     task = {k: v for k, v in config_dict(cfg.task).items() if k != "symmetric"}  # gates an option only
     return sha256_json(
         {
