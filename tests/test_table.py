@@ -81,7 +81,12 @@ def test_profile_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def fake_results(
-    task: str, seed: int, student: str | None, alpha: float | None, augment: str = "none"
+    task: str,
+    seed: int,
+    student: str | None,
+    alpha: float | None,
+    augment: str = "none",
+    ensemble: bool = False,
 ) -> dict:
     """A results.json whose metrics are a known function of the cell: teacher 0.8, students lower."""
     names = METRICS[task]
@@ -116,6 +121,10 @@ def fake_results(
             "targets": {"source": "logits"}
             | ({} if augment == "none" else {"augment": augment, "transfer_pairs": 96}),
         }
+        if ensemble:  # a cross-encoder and a gold student averaged: its own dev metrics, per seed
+            own = dict.fromkeys(names, 0.85 + 0.01 * (seed - 1))
+            results["student"]["targets"] |= {"source": "ensemble", "members": ["k", "g"], "siamese": 1}
+            results["student"]["targets"] |= {"metrics": own}
     return results
 
 
@@ -133,7 +142,10 @@ def fake_run(calls: list, fail: set[str] = frozenset()):
                 (job / "failed.json").write_text("{}")
                 continue
             alpha = float(ov["distill.alpha"]) if "student" in ov else None
-            res = fake_results(task, int(ov["seed"]), ov.get("student"), alpha, ov.get("augment", "none"))
+            ensemble = ov.get("targets") == "ensemble"
+            res = fake_results(
+                task, int(ov["seed"]), ov.get("student"), alpha, ov.get("augment", "none"), ensemble
+            )
             (job / "results.json").write_text(json.dumps(res))
             (job / "student" / "checkpoints").mkdir(parents=True)
         return subprocess.CompletedProcess(cmd, 0)
@@ -222,7 +234,7 @@ def test_transfer_set_variants_have_their_cells_column_and_comparison(tmp_path: 
     assert "M | 96 |" in line  # after params: the transfer set's size
     # seeds 1, 2: 0.81, 0.82 with the transfer set vs 0.76, 0.77 on gold pairs at alpha 0
     assert "**dse (pairs, alpha 0.5) vs dse alpha 0 on gold pairs**" in md
-    assert "mrpc 0.8150 ± 0.0071 vs 0.7650 ± 0.0071 (+5.00 points, better)" in md
+    assert "mrpc 0.8150 ± 0.0071 vs 0.7650 ± 0.0071 (+5.00 points, better; per seed 1/2: +5.00/+5.00)" in md
     assert (out / "transfer_size.png").stat().st_size > 10_000  # metric against transfer-set size
 
 
@@ -233,23 +245,52 @@ def test_a_comparison_of_one_seed_gives_no_verdict() -> None:
     from dse_lightning.table.summary import comparison
 
     def group(augment: str, *scores: float) -> Group:
-        runs = [SimpleNamespace(student=SimpleNamespace(metrics={"acc": s})) for s in scores]
+        runs = [
+            SimpleNamespace(seed=i, student=SimpleNamespace(metrics={"acc": s})) for i, s in enumerate(scores)
+        ]
         return Group("mrpc", "dse", 0.5, augment, results=runs)
 
     one = {
         ("mrpc", "dse", 0.5, "pairs", None): group("pairs", 0.8),
         ("mrpc", "dse", 0.5, "none", None): group("none", 0.7),
     }
-    assert "(+10.00 points, one seed, noise not measured)" in comparison(
+    assert "(+10.00 points, one seed, noise not measured; per seed 0: +10.00)" in comparison(
         one, ["mrpc"], ("dse", 0.5, "pairs"), ("dse", 0.5, "none")
     )
     two = {
         ("mrpc", "dse", 0.5, "pairs", None): group("pairs", 0.8, 0.7),
         ("mrpc", "dse", 0.5, "none", None): group("none", 0.7, 0.76),
     }
-    assert "(+2.00 points, within noise)" in comparison(
+    assert "(+2.00 points, within noise; per seed 0/1: +10.00/-6.00)" in comparison(
         two, ["mrpc"], ("dse", 0.5, "pairs"), ("dse", 0.5, "none")
     )
+
+
+def test_an_ensemble_teacher_has_its_row_and_its_named_student_is_paired_with_alpha_0(
+    tmp_path: Path, monkeypatch
+) -> None:
+    ensemble = ["targets=ensemble", "targets.members=1", "targets.siamese=1"]
+    students = [
+        {"student": "dse", "alpha": 0.5, "augment": "pairs", "name": "dse_ens", "overrides": ensemble},
+        {"student": "dse", "alpha": 0},
+    ]
+    path = write_profile(tmp_path, tasks=["mrpc"], students=students)
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run([]))
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--stage", "cells"]) == 0
+    render(load_profile(str(path)), out, PAPER_TABLE / "reference.yaml", Path("-"))
+    md = (out / "results.md").read_text()
+    # seeds 1, 2: the ensemble's own metrics 0.85, 0.86; its parameters are its members' (22M + 25M)
+    assert (
+        "| teacher (ensemble: 1 minilm + 1 gold dse) | 2 | 0.8550 ± 0.0071 | 0.8550 ± 0.0071 | - | 47.0M |"
+        in md
+    )
+    assert "| dse (dse_ens) | 2 | 0.8150 ± 0.0071 |" in md
+    assert "**dse (dse_ens) vs dse alpha 0 on gold pairs**" in md
+    assert "mrpc 0.8150 ± 0.0071 vs 0.7650 ± 0.0071 (+5.00 points, better; per seed 1/2: +5.00/+5.00)" in md
+    assert "**dse (dse_ens) average relative degradation over mrpc" in md
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["variant"] for r in rows if r["model"] == "teacher"} == {"", "ensemble of dse_ens"}
 
 
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:

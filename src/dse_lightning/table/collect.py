@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..results import RunResult, StudentResult, TeacherResult
@@ -38,6 +38,10 @@ class Group:
     def transfer_pairs(self) -> float:
         """The mean size of the students' transfer sets (0: gold pairs only)."""
         return statistics.fmean(r.student.targets.get("transfer_pairs") or 0 for r in self.results)
+
+    def by_seed(self) -> dict[int, float]:
+        """scores() by the run's seed (to pair two variants seed by seed)."""
+        return {r.seed: score for r, score in zip(self.results, self.scores(), strict=True)}
 
     def degradation(self, metric: str) -> list[float]:
         """Relative degradation (teacher - student) / teacher of each seed against its own teacher."""
@@ -73,7 +77,40 @@ def collect(profile: Profile, out: Path) -> dict[tuple, Group]:
         groups[key].results.append(done)
         if (transfer := cell.dir(out) / "transfer.json").is_file():
             groups[key].transfer.append(json.loads(transfer.read_text())["spearman"])
-    return groups
+    return _with_ensembles(groups)
+
+
+def _with_ensembles(groups: dict[tuple, Group]) -> dict[tuple, Group]:
+    """The groups with, after each task's teacher, the ensemble teachers its students learned from: an
+    ensemble (targets=ensemble) has its own dev metrics per seed, in its student's record."""
+    out: dict[tuple, Group] = {}
+    for key, group in groups.items():
+        out[key] = group
+        if group.model == "teacher":
+            for g in groups.values():
+                if g.task == group.task and (ensemble := ensemble_teacher(g)):
+                    out[(g.task, "teacher", None, "none", ensemble.variant)] = ensemble
+    return out
+
+
+def ensemble_teacher(g: Group) -> Group | None:
+    """The ensemble a student group distilled from, as a teacher group: each seed's run with the
+    ensemble's dev metrics, name and parameters (its members' sum) in place of the cross-encoder's."""
+    runs = [r for r in g.results if r.student and r.student.targets.get("source") == "ensemble"]
+    if not runs:
+        return None
+    variant = f"ensemble of {g.variant or f'{g.model} alpha {g.alpha:g}'}"
+    return Group(g.task, "teacher", None, variant=variant, results=[_as_ensemble(r) for r in runs])
+
+
+def _as_ensemble(r: RunResult) -> RunResult:
+    targets = r.student.targets
+    siamese = targets.get("siamese", 0)
+    crosses = len(targets["members"]) - siamese
+    name = f"ensemble: {crosses} {r.teacher.name} + {siamese} gold {r.student.name}"
+    params = crosses * r.teacher.params + siamese * r.student.params
+    teacher = replace(r.teacher, name=name, metrics=targets["metrics"], params=params, train_time_s=None)
+    return replace(r, teacher=teacher)
 
 
 def metric_names(groups: dict[tuple, Group], task: str) -> list[str]:

@@ -25,7 +25,8 @@ def bar_chart(groups: dict[tuple, Group], profile: Profile, path: Path) -> None:
             stats = [mean_std(g.values(m)) for m in metrics]
             xs = [j + i * width for j in range(len(metrics))]
             augment = "" if g.augment == "none" else f" {g.augment}"
-            label = "teacher" if g.model == "teacher" else g.variant or f"{g.model}{augment} a={g.alpha:g}"
+            default = "teacher" if g.model == "teacher" else f"{g.model}{augment} a={g.alpha:g}"
+            label = g.variant or default
             ax.bar(xs, [s[0] for s in stats], width, yerr=[s[1] for s in stats], label=label, capsize=2)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(metrics))], metrics)
         lows = [v for g in task_groups for m in metrics for v in g.values(m)]

@@ -95,33 +95,35 @@ def _task_table(groups: dict[tuple, Group], task: str, ref: dict, speed: dict) -
     return lines
 
 
-def _variants(profile: Profile, student: str) -> list[tuple[float, str]]:
-    """(alpha, augment) of the student's distilled variants, in the profile's order."""
+def _variants(profile: Profile, student: str) -> list[tuple[float, str, str | None]]:
+    """(alpha, augment, spec name) of the student's distilled variants, in the profile's order."""
     specs = [
-        (float(s["alpha"]), s["augment"])
-        for s in profile.students
-        if s["student"] == student and not s.get("name")
+        (float(s["alpha"]), s["augment"], s.get("name")) for s in profile.students if s["student"] == student
     ]
     return list(dict.fromkeys(v for v in specs if v[0]))
+
+
+def _variant_name(alpha: float, augment: str, name: str | None) -> str:
+    return name or f"alpha {alpha:g}" + ("" if augment == "none" else f", {augment}")
 
 
 def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[str]:
     lines = []
     paper_tasks = [t for t in profile.tasks if t in PAPER_TASKS]
     other = [t for t in profile.tasks if t not in PAPER_TASKS]
-    for alpha, augment in _variants(profile, "dse"):
-        avg = average_degradation(groups, "dse", alpha, paper_tasks, augment)
-        rest = average_degradation(groups, "dse", alpha, other, augment)["per_task"]
+    for alpha, augment, variant in _variants(profile, "dse"):
+        avg = average_degradation(groups, "dse", alpha, paper_tasks, augment, variant)
+        rest = average_degradation(groups, "dse", alpha, other, augment, variant)["per_task"]
         per = ", ".join(f"{t} {v:.2%}" for t, v in {**avg["per_task"], **rest}.items() if v is not None)
         if avg["mean"] is not None:
-            name = f"alpha {alpha:g}" + ("" if augment == "none" else f", {augment}")
+            name = _variant_name(alpha, augment, variant)
             lines.append(
                 f"- **dse ({name}) average relative degradation over {', '.join(avg['per_task'])}: "
                 f"{avg['mean']:.2%}** (published: {ref['dse']['average_relative_degradation']}% over the "
                 f"paper's five tasks with BERT-large; {ref['dse']['source']}). Per task: {per}."
             )
-    for alpha, augment in _variants(profile, "bilstm"):
-        with_kd = average_degradation(groups, "bilstm", alpha, profile.tasks, augment)
+    for alpha, augment, variant in _variants(profile, "bilstm"):
+        with_kd = average_degradation(groups, "bilstm", alpha, profile.tasks, augment, variant)
         without = average_degradation(groups, "bilstm", 0.0, profile.tasks)
         if augment == "none" and with_kd["mean"] is not None and without["mean"] is not None:
             verdict = "helps" if with_kd["mean"] < without["mean"] else "does not help"
@@ -137,12 +139,13 @@ def _transfer_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
     """Each student with a transfer set against the same student on gold pairs (alpha 0, and its alpha)."""
     lines = []
     for student in dict.fromkeys(s["student"] for s in profile.students):
-        for alpha, augment in (v for v in _variants(profile, student) if v[1] != "none"):
+        for alpha, augment, variant in (v for v in _variants(profile, student) if v[1] != "none"):
             for base in dict.fromkeys([(0.0, "none"), (alpha, "none")]):
-                gain = comparison(groups, profile.tasks, (student, alpha, augment), (student, *base))
+                gain = comparison(groups, profile.tasks, (student, alpha, augment, variant), (student, *base))
                 if gain:
+                    what = variant or f"{augment}, alpha {alpha:g}"
                     lines.append(
-                        f"- **{student} ({augment}, alpha {alpha:g}) vs {student} alpha {base[0]:g} on gold "
+                        f"- **{student} ({what}) vs {student} alpha {base[0]:g} on gold "
                         f"pairs** (mean of each task's dev metrics, mean ± std over seeds): {gain}."
                     )
     return lines

@@ -20,13 +20,13 @@ def task_degradation(group: Group) -> float | None:
 
 
 def average_degradation(
-    groups: dict[tuple, Group], student: str, alpha: float, tasks, augment="none"
+    groups: dict[tuple, Group], student: str, alpha: float, tasks, augment="none", variant=None
 ) -> dict:
     """{task: degradation} over `tasks` that have results, and their mean (the paper's definition as we
-    read it: each task's relative drop against the teacher, averaged over tasks)."""
+    read it: each task's relative drop against the teacher it learned from, averaged over tasks)."""
     per_task = {}
     for task in tasks:
-        group = groups.get((task, student, alpha, augment, None))
+        group = groups.get((task, student, alpha, augment, variant))
         if group and group.results:
             per_task[task] = task_degradation(group)
     values = [v for v in per_task.values() if v is not None]
@@ -38,12 +38,23 @@ def _pm(values: list[float]) -> str:
     return f"{statistics.fmean(values):.4f} ± {std:.4f}"
 
 
+def _paired(a: Group, b: Group) -> str:
+    """The per-seed differences (points) of the seeds both groups have."""
+    sa, sb = a.by_seed(), b.by_seed()
+    seeds = [s for s in sa if s in sb]
+    if not seeds:
+        return ""
+    diffs = "/".join(f"{(sa[s] - sb[s]) * 100:+.2f}" for s in seeds)
+    return f"; per seed {'/'.join(str(s) for s in seeds)}: {diffs}"
+
+
 def comparison(groups: dict[tuple, Group], tasks, variant: tuple, baseline: tuple) -> str | None:
     """Per task, the mean of its dev metrics (mean ± std over seeds) of a student variant (name, alpha,
-    augment) against a baseline variant, and whether the gap is larger than either std."""
+    augment[, spec name]) against a baseline variant, whether the gap is larger than either std, and the
+    paired differences seed by seed."""
     parts = []
     for task in tasks:
-        a, b = groups.get((task, *variant, None)), groups.get((task, *baseline, None))
+        a, b = groups.get(_key(task, variant)), groups.get(_key(task, baseline))
         if not (a and a.results and b and b.results):
             continue
         va, vb = a.scores(), b.scores()
@@ -53,8 +64,13 @@ def comparison(groups: dict[tuple, Group], tasks, variant: tuple, baseline: tupl
         else:
             noise = max(statistics.stdev(v) for v in (va, vb))
             verdict = "within noise" if abs(gap) <= noise else ("better" if gap > 0 else "worse")
-        parts.append(f"{task} {_pm(va)} vs {_pm(vb)} ({gap * 100:+.2f} points, {verdict})")
+        parts.append(f"{task} {_pm(va)} vs {_pm(vb)} ({gap * 100:+.2f} points, {verdict}{_paired(a, b)})")
     return "; ".join(parts) or None
+
+
+def _key(task: str, variant: tuple) -> tuple:
+    """A group's key from (student, alpha, augment[, spec name])."""
+    return (task, *variant, None) if len(variant) == 3 else (task, *variant)
 
 
 def bench_speedup(path: Path, n: int = 10_000) -> dict[str, float]:
