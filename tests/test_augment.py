@@ -158,6 +158,14 @@ def test_transfer_set_options_refused_before_the_teacher(
     assert not (tmp_path / "cache" / "teachers").exists()
 
 
+def test_a_corpus_without_a_sentence_is_refused_before_the_teacher(tmp_path: Path, mrpc_dir: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n   \n")  # it used to add nothing to the pool, silently
+    with pytest.raises(ValueError, match=rf"augment.corpus={empty}: no sentences"):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "augment=pairs", f"augment.corpus={empty}"))
+    assert not (tmp_path / "cache" / "teachers").exists()
+
+
 def test_the_pool_is_train_and_corpus_sentences_without_dev_ones(tmp_path: Path, tokenizer_path: str) -> None:
     task = load_task("mrpc")
     data = GluePairDataModule(

@@ -112,6 +112,8 @@ def test_disk_full_while_checkpointing_is_a_clean_error(tmp_path: Path, mrpc_dir
         (["distill.alpha=1.5"], r"distill\.alpha=1\.5: must be in \[0, 1\]"),
         (["task=stsb", "distill=kl"], r"distill=kl: a regression task \(stsb\) has no class logits"),
         (["teacher.max_epochs=0", "distill.alpha=-1"], r"teacher\.max_epochs=0.*\n.*distill\.alpha=-1"),
+        (["data.limit_train=0"], r"data\.limit_train=0: must be an integer >= 1"),  # 0 read as "no limit"
+        (["data.limit_eval=-5"], r"data\.limit_eval=-5: must be an integer >= 1"),
     ],
 )
 def test_options_that_cannot_work_are_refused_before_any_work(

@@ -178,3 +178,26 @@ def test_undecodable_byte_and_truncated_archive_name_the_file_and_line(tmp_path:
     archive.write_bytes(archive.read_bytes()[:-200])
     with pytest.raises(GlueFormatError, match=r"train\.tsv\.gz: line \d+: the gzip archive is truncated"):
         read_glue_tsv(archive, load_task("mrpc"))
+
+
+@pytest.mark.parametrize(("bad_line", "suffix"), [(8, ".tsv"), (3000, ".tsv"), (3000, ".tsv.gz")])
+def test_an_undecodable_byte_is_reported_on_its_own_line(tmp_path: Path, bad_line: int, suffix: str) -> None:
+    import gzip
+
+    # text decodes in chunks: the line being read when the error surfaced was thousands of lines earlier
+    lines = write_tsv(tmp_path / "x.tsv", MRPC_HEADER, mrpc_rows(3200)).read_bytes().splitlines(keepends=True)
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b"\t", b"\t\xff", 1)
+    path = tmp_path / "MRPC" / f"dev{suffix}"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"".join(lines)) if suffix == ".tsv.gz" else b"".join(lines))
+    with pytest.raises(GlueFormatError, match=rf"dev\.tsv(\.gz)?: line {bad_line}: not UTF-8 text"):
+        read_glue_tsv(path, load_task("mrpc"))
+
+
+def test_a_split_in_both_tsv_and_tsv_gz_is_refused_naming_both(tmp_path: Path) -> None:
+    import gzip
+
+    fresh = write_tsv(tmp_path / "MRPC/train.tsv", MRPC_HEADER, mrpc_rows(20))
+    (tmp_path / "MRPC/train.tsv.gz").write_bytes(gzip.compress(fresh.read_bytes()))
+    with pytest.raises(GlueFormatError, match=r"MRPC/train\.tsv and .*MRPC/train\.tsv\.gz are both there"):
+        LocalSource(tmp_path, load_task("mrpc")).load("train")

@@ -68,3 +68,55 @@ def test_error_inside_the_block_keeps_the_old_file(tmp_path: Path) -> None:
             tmp.write_text('{"v": 2, "trunc')
             raise RuntimeError("killed mid-write")
     assert target.read_text().strip().endswith("}") and leftovers(tmp_path) == ["r.json"]
+
+
+# A child process replaces folder `d` (file v: "old") with a new version (v: "new") and is SIGKILLed just
+# before the k-th step of the replacement (a rename, a swap or a removal).
+KILL_AT_STEP = """
+import os, shutil, signal, sys
+from pathlib import Path
+import dse_lightning.utils.io as io
+k, calls = int(sys.argv[2]), [0]
+def step(fn):
+    def run(*a, **kw):
+        calls[0] += 1
+        if calls[0] == k:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return fn(*a, **kw)
+    return run
+io.os.replace, io.shutil.rmtree, io._exchange = step(os.replace), step(shutil.rmtree), step(io._exchange)
+with io.atomic_dir(sys.argv[1]) as tmp:
+    (tmp / "v").write_text("new")
+    (tmp / "w").write_text("new")
+"""
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_replacing_a_folder_leaves_a_complete_version_at_every_instant(
+    tmp_path: Path, exchange: bool
+) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = (
+        KILL_AT_STEP
+        if exchange
+        else KILL_AT_STEP.replace("with io.", "io._exchange = lambda a, b: False\nwith io.")
+    )
+    versions = set()
+    for k in range(1, 5):
+        folder = tmp_path / f"k{k}" / "d"
+        folder.mkdir(parents=True)
+        (folder / "v").write_text("old")
+        (folder / "w").write_text("old")
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        subprocess.run([sys.executable, "-c", script, str(folder), str(k)], env=env, check=False)
+        if not exchange and not folder.exists():  # the fallback's one window: the old version is aside
+            folder = next(folder.parent.glob(".d.*.old"))
+        assert folder.is_dir(), f"killed at step {k}: {folder} is gone"
+        version = {(folder / "v").read_text(), (folder / "w").read_text()}
+        assert len(version) == 1, f"killed at step {k}: a mix of versions"
+        versions |= version
+    assert versions == {"old", "new"}  # the kills fell before and after the switch

@@ -178,3 +178,14 @@ def test_score_cli(tokenizer_path: str, tmp_path: Path) -> None:
     assert rows[0]["hits"][0]["score"] >= rows[0]["hits"][1]["score"]
     with pytest.raises(FileNotFoundError, match="--queries"):
         score_main([*args, "--queries", str(tmp_path / "missing.txt")])
+
+
+def test_empty_queries_are_refused_before_any_work(tmp_path: Path) -> None:
+    args = ["--student", str(tmp_path / "none"), "--store", str(tmp_path / "store")]
+    with pytest.raises(ValueError, match=r"--query: query 2 of 2 is empty or whitespace only"):
+        score_main([*args, "--query", "A man plays the guitar.", "--query", "   "])
+    # from a file: its line, since a skipped line would shift every answer after it
+    (tmp_path / "queries.txt").write_text("A man plays the guitar.\n \t\nStocks fell.\n")
+    with pytest.raises(ValueError, match=r"--queries .*queries\.txt, line 2: empty or whitespace-only line"):
+        score_main([*args, "--queries", str(tmp_path / "queries.txt")])
+    assert not (tmp_path / "store").exists()

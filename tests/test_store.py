@@ -54,6 +54,8 @@ def test_wrong_kind_or_no_manifest_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x" / MANIFEST).unlink()
     with pytest.raises(CorruptArtifactError, match=r"not a complete thing \(no manifest\.json\)"):
         verify(tmp_path / "x", "thing", "")
+    with pytest.raises(FileNotFoundError, match=r"no such thing: .*/y$"):  # a wrong path, not a damaged one
+        verify(tmp_path / "y", "thing", "")
 
 
 def test_a_failing_build_publishes_nothing(tmp_path: Path) -> None:

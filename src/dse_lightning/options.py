@@ -71,6 +71,9 @@ def _teacher_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
 def option_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     """Every option of `cfg` that cannot work, as `key=value: why`; [] when all can."""
     errors = at_least(cfg, "data.max_length", MIN_PAIR_LENGTH) + at_least(cfg, "data.eval_batch_size", 1)
+    for key in ("data.limit_train", "data.limit_eval"):  # null: every row; 0 is not "no limit"
+        if OmegaConf.select(cfg, key) is not None:
+            errors += at_least(cfg, key, 1)
     errors += _teacher_errors(cfg, task)
     share = cfg.data.get("max_truncated_fraction", 0.0)
     if not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:

@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 
 from .embeddings.ann import MODES, Search
 from .embeddings.compact import DTYPES
@@ -29,9 +28,14 @@ from .scoring.index import Hit, open_index
 from .utils.io import atomic_path
 
 
-def read_lines(path: str | Path, option: str) -> list[str]:
-    """Non-blank lines of a UTF-8 text file, stripped; an error names the option, file and line."""
-    return list(read_stream(path, option))
+def read_queries(args: argparse.Namespace) -> list[str]:
+    """The queries; an empty or whitespace-only one is refused (from a file: with its line)."""
+    if args.queries:
+        return list(read_stream(args.queries, "--queries", skip_blank=False))
+    empty = [i for i, q in enumerate(args.query, start=1) if not q.strip()]
+    if empty:
+        raise ValueError(f"--query: query {empty[0]} of {len(args.query)} is empty or whitespace only")
+    return args.query
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,7 +110,7 @@ def to_json_lines(queries: list[str], hits: list[list[Hit]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    queries = args.query or read_lines(args.queries, "--queries")
+    queries = read_queries(args)
     if args.candidates:
         next(read_stream(args.candidates, "--candidates"))  # a missing or empty file, named before any work
     index = open_index(

@@ -57,6 +57,8 @@ def write_manifest(folder: Path, kind: str, meta: dict) -> None:
 def read_manifest(folder: Path, kind: str, remedy: str = "") -> dict:
     """The manifest of an artifact of `kind` (not its files: `verify` checks those)."""
     path = folder / MANIFEST
+    if not folder.exists():  # a wrong path, not a damaged artifact: say so rather than "no manifest"
+        raise FileNotFoundError(f"no such {kind}: {folder}")
     if not path.is_file():
         raise CorruptArtifactError(f"{folder}: not a complete {kind} (no {MANIFEST}); {remedy}")
     try:

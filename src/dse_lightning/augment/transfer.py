@@ -32,6 +32,7 @@ from ..pipeline.common import build_predictor
 from ..pipeline.distributed import wait_for_rank_zero
 from ..pipeline.inference import PairRows, predict_logits
 from ..results import TeacherResult
+from ..scoring.corpus import read_stream
 from ..store import Store
 from ..targets import siamese
 from ..targets.base import StudentTargets, TargetContext, TargetSource
@@ -83,8 +84,8 @@ class TransferSet(NoTransfer):
             raise ValueError(
                 f"augment={self.augment} extends exported logits: use targets=logits or targets=folds"
             )
-        if self.corpus and not Path(self.corpus).is_file():
-            raise FileNotFoundError(f"augment.corpus={self.corpus}: no such file (one sentence per line)")
+        if self.corpus:  # missing, or without a sentence (it would add nothing): refused before any work
+            next(read_stream(self.corpus, "augment.corpus="))
         if float(cfg.distill.alpha) == 0:
             raise ValueError(
                 f"augment={self.augment}: its pairs have no gold label; "
@@ -165,13 +166,9 @@ class TransferSet(NoTransfer):
         return pairs
 
     def _corpus(self) -> list[str]:
-        try:
-            lines = Path(self.corpus).read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as e:
-            raise ValueError(
-                f"augment.corpus={self.corpus}: not UTF-8 text ({e.reason} at byte {e.start})"
-            ) from e
-        return [s.strip() for s in lines if s.strip()]
+        # The candidates' reader: a bad byte's line, and an error for a file without sentences (one that
+        # would silently add nothing to the pool).
+        return list(read_stream(self.corpus, "augment.corpus="))
 
     def _label(self, ctx: TargetContext, store: Store, key: str, generator: PairGenerator):
         """Label the generator's pairs on every process of the run's `trainer=`; rank 0 writes the chunks

@@ -34,11 +34,29 @@ class BadRows:
 
 
 def find_split_file(glue_dir: Path, task: TaskSpec, split: str) -> Path | None:
+    """The split's `.tsv` or `.tsv.gz`; both present is an error: one of them is stale, and which one is
+    not ours to guess."""
     stem = task.splits[split].file
-    for name in (f"{stem}.tsv", f"{stem}.tsv.gz"):
-        if (path := glue_dir / task.glue_dir / name).is_file():
-            return path
-    return None
+    found = [p for n in (f"{stem}.tsv", f"{stem}.tsv.gz") if (p := glue_dir / task.glue_dir / n).is_file()]
+    if len(found) > 1:
+        raise GlueFormatError(
+            f"{found[0]} and {found[1]} are both there for split '{split}': remove (or move) the one that "
+            "is not the data"
+        )
+    return found[0] if found else None
+
+
+def _first_undecodable_line(path: Path) -> tuple[int, str]:
+    """The 1-based line and reason of the first line that is not UTF-8: text files decode in chunks, so
+    the line being read when the error surfaced can be thousands of lines before the bad byte."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return lineno, err.reason
+    return 0, "undecodable"
 
 
 def _open_text(path: Path):
@@ -105,7 +123,8 @@ def read_glue_tsv(
                 blank = []
                 _add_row(cols, bad, lineno, line.rstrip("\r\n").split("\t"), header, idx, task)
     except UnicodeDecodeError as err:
-        raise GlueFormatError(f"{path}: line {lineno + 1}: not UTF-8 text ({err.reason})") from err
+        bad_line, reason = _first_undecodable_line(path)
+        raise GlueFormatError(f"{path}: line {bad_line}: not UTF-8 text ({reason})") from err
     except (EOFError, gzip.BadGzipFile, zlib.error) as err:
         raise GlueFormatError(
             f"{path}: line {lineno + 1}: the gzip archive is truncated or corrupt ({err}); copy it again"

@@ -7,24 +7,28 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
-def read_stream(path: str | Path, option: str) -> Iterator[str]:
+def read_stream(path: str | Path, option: str, skip_blank: bool = True) -> Iterator[str]:
     """The non-blank lines of a UTF-8 text file, stripped, in file order; errors name the option, file
-    and line."""
+    and line. skip_blank=False: a blank or whitespace-only line is an error (queries: one answer per
+    line, so a skipped line would shift every answer after it)."""
     path = Path(path)
+    where = f"{option}{path}" if option.endswith("=") else f"{option} {path}"  # a config key, or a flag
     if not path.is_file():
-        raise FileNotFoundError(f"{option} {path}: no such file")
+        raise FileNotFoundError(f"{where}: no such file")
     found = False
     with path.open("rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").strip()
             except UnicodeDecodeError as err:
-                raise ValueError(f"{option} {path}, line {number}: not UTF-8 ({err.reason})") from err
+                raise ValueError(f"{where}, line {number}: not UTF-8 ({err.reason})") from err
             if line:
                 found = True
                 yield line
+            elif not skip_blank:
+                raise ValueError(f"{where}, line {number}: empty or whitespace-only line")
     if not found:
-        raise ValueError(f"{option} {path}: no sentences (expected one per line)")
+        raise ValueError(f"{where}: no sentences (expected one per line)")
 
 
 def distinct(lines: Iterable[str]) -> Iterator[str]:

@@ -8,6 +8,7 @@ that fails for lack of space or permission raises `ArtifactWriteError` naming th
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
-from pytorch_lightning.utilities import rank_zero_only
 
 log = logging.getLogger(__name__)
 # errnos of a write that cannot succeed where it is: full disk or quota, read-only or forbidden place.
@@ -111,17 +111,48 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         with _write_errors(path):
             yield tmp
             os.chmod(tmp, 0o755)
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
+            _install_dir(tmp, path)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # after a swap: the old version
+
+
+def _install_dir(tmp: Path, path: Path) -> None:
+    """Put folder `tmp` at `path` so that `path` holds a complete version at every instant: swapped in one
+    step where the OS can (the old version is left in `tmp`), else renamed aside first and put back if
+    the new one cannot go in (a kill between those two renames leaves it at `.<name>.<pid>.old`)."""
+    if not path.exists():
+        os.replace(tmp, path)
+    elif not _exchange(tmp, path):
+        aside = path.with_name(f".{path.name}.{os.getpid()}.old")
+        os.replace(path, aside)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(aside, path)
+            raise
+        os.replace(aside, tmp)  # removed with tmp
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the OS cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):  # an old kernel, or a filesystem without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 @contextlib.contextmanager
 def locked(path: str | Path, waiting: str | None = None) -> Iterator[None]:
     """Hold the inter-process lock `.<name>.lock` beside `path` (released by the OS if the process dies);
     `waiting` is logged if another job holds it."""
+    from pytorch_lightning.utilities import rank_zero_only  # here: the file primitives import in a blink
+
     if rank_zero_only.rank != 0:
         # Under DDP rank 0 holds the lock for the whole job, and waits for the other ranks inside
         # fit(); were they to wait for the lock too, neither side would move.
