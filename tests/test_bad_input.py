@@ -114,6 +114,14 @@ def test_disk_full_while_checkpointing_is_a_clean_error(tmp_path: Path, mrpc_dir
         (["teacher.max_epochs=0", "distill.alpha=-1"], r"teacher\.max_epochs=0.*\n.*distill\.alpha=-1"),
         (["data.limit_train=0"], r"data\.limit_train=0: must be an integer >= 1"),  # 0 read as "no limit"
         (["data.limit_eval=-5"], r"data\.limit_eval=-5: must be an integer >= 1"),
+        (
+            ["student=dse", "student.encoder.keep_layers=[7]"],
+            r"keep_layers=\[7\]: expected .* in 0\.\.\d \(backbone .* has \d layers",
+        ),
+        (
+            ["student=dse", "student.encoder.num_layers=9"],
+            r"student\.encoder\.num_layers=9: backbone .* has \d layers",
+        ),
     ],
 )
 def test_options_that_cannot_work_are_refused_before_any_work(

@@ -231,3 +231,28 @@ def test_batched_search_finds_what_single_queries_find() -> None:
         assert [row[row >= 0].tolist() for row in batched] == [
             index.search(q, 10)[1].tolist() for q in queries
         ]
+
+
+def test_more_lists_than_candidates_or_a_store_that_is_a_file_are_refused_before_encoding(
+    tokenizer_path: str, tmp_path: Path, monkeypatch
+) -> None:
+    from dse_lightning.scoring import build
+
+    export = export_tiny(tmp_path / "export", tokenizer_path, seed=0, head="dot")
+    (tmp_path / "cands.txt").write_text("\n".join(CANDIDATES) + "\n")
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded before the options were checked")
+
+    monkeypatch.setattr(build, "EncodeModule", no_encoding)
+    args = ["--student", str(export), "--candidates", str(tmp_path / "cands.txt"), "--query", "Stocks fell."]
+    n = len(set(CANDIDATES))
+    with pytest.raises(
+        ValueError, match=rf"nlist=1000 \(score --nlist.*more IVF lists than the {n} distinct"
+    ):
+        score_main([*args, "--store", str(tmp_path / "store"), "--search", "ivf", "--nlist", "1000"])
+    (tmp_path / "a_file").write_text("not a store")
+    with pytest.raises(NotADirectoryError, match=r"store .*a_file: a file, not a folder"):
+        score_main([*args, "--store", str(tmp_path / "a_file")])
+    with pytest.raises(ValueError, match=r"nlist=1000 .*more IVF lists than the 300"):  # a loaded store too
+        FaissIndex(16, 300, "float32", Search("ivf", nlist=1000))

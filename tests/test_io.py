@@ -120,3 +120,50 @@ def test_replacing_a_folder_leaves_a_complete_version_at_every_instant(
         assert len(version) == 1, f"killed at step {k}: a mix of versions"
         versions |= version
     assert versions == {"old", "new"}  # the kills fell before and after the switch
+
+
+@pytest.fixture
+def full_fs(tmp_path: Path):
+    """A 1 MiB tmpfs (root only: skipped where mounting is not allowed), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def _write_tensor(tmp: Path) -> None:
+    with open(tmp, "wb") as fh:  # as the checkpoint writer does
+        torch.save({"w": torch.zeros(1_000_000)}, fh)
+
+
+def _save_safetensors(tmp: Path) -> None:  # as the embedding store does
+    from safetensors.torch import save_file
+
+    save_file({"embeddings": torch.zeros(1_000_000)}, tmp / "embeddings.safetensors")
+
+
+def _copy_folder(tmp: Path) -> None:  # as a run copies an export out of the store
+    import shutil
+
+    src = tmp.parents[1] / "src"
+    src.mkdir(exist_ok=True)
+    (src / "big.bin").write_bytes(bytes(3_000_000))
+    shutil.copytree(src, tmp, dirs_exist_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("write", "folder"), [(_write_tensor, False), (_save_safetensors, True), (_copy_folder, True)]
+)
+def test_a_real_full_disk_names_the_path_whatever_library_wrote(full_fs: Path, write, folder: bool) -> None:
+    # torch's zip writer says "unexpected pos", safetensors "os error 28", copytree a list of failures
+    target = full_fs / "artifact"
+    with pytest.raises(ArtifactWriteError, match=rf"cannot write {target}: No space left on device"):
+        with atomic_dir(target) if folder else atomic_path(target) as tmp:
+            write(tmp)
+    assert list(full_fs.iterdir()) == []  # nothing half-written left

@@ -39,8 +39,47 @@ def at_least(cfg: DictConfig, key: str, low: int) -> list[str]:
     return [] if isinstance(value, int) and value >= low else [f"{key}={value}: must be an integer >= {low}"]
 
 
+def layer_errors(depth: int, num_layers, keep_layers, where: str) -> list[str]:
+    """student.encoder's num_layers / keep_layers against the backbone's depth: asked here before any
+    work, and by load_backbone for library callers."""
+    errors = []
+    if num_layers is not None and keep_layers is not None:
+        errors.append("student.encoder: give num_layers (the first k) or keep_layers (which), not both")
+    if num_layers is not None and not (isinstance(num_layers, int) and 1 <= num_layers <= depth):
+        errors.append(
+            f"student.encoder.num_layers={num_layers}: {where} has {depth} layers; keep 1 to {depth}"
+        )
+    layers = list(keep_layers) if keep_layers is not None else None
+    if layers is not None and (
+        not layers or layers != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < depth
+    ):
+        errors.append(
+            f"student.encoder.keep_layers={layers}: expected increasing layer numbers in 0..{depth - 1} "
+            f"({where} has {depth} layers)"
+        )
+    return errors
+
+
+def _encoder_errors(cfg: DictConfig) -> list[str]:
+    """A transformer student's layer choice against its backbone's config (a JSON file: cheap)."""
+    enc = cfg.student.get("encoder")
+    if enc is None or not str(enc.get("_target_", "")).endswith("TransformerEncoder"):
+        return []
+    if enc.get("num_layers") is None and enc.get("keep_layers") is None:
+        return []
+    from transformers import AutoConfig
+
+    backbone = enc.backbone
+    if isinstance(backbone, DictConfig):  # a config dict (tests' tiny random models)
+        config = AutoConfig.for_model(**OmegaConf.to_container(backbone, resolve=True))
+    else:
+        config = AutoConfig.from_pretrained(backbone)
+    return layer_errors(config.num_hidden_layers, enc.num_layers, enc.keep_layers, f"backbone {backbone}")
+
+
 def _distill_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     errors = at_least(cfg, "student.max_epochs", 1) + at_least(cfg, "student.batch_size", 1)
+    errors += _encoder_errors(cfg)
     alpha = cfg.distill.get("alpha", 0.5)
     if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         errors.append(f"distill.alpha={alpha}: must be in [0, 1] (0: labels only, 1: teacher only)")

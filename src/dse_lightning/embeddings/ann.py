@@ -48,6 +48,15 @@ class Search:
         if self.nlist is not None and self.nlist < 1:
             raise ValueError(f"search nlist must be >= 1, got {self.nlist}")
 
+    def check_rows(self, n: int) -> None:
+        """Refuse more IVF lists than rows (faiss trains a centroid a list on the rows, and says so only
+        once every candidate is encoded, naming no option)."""
+        if self.mode == "ivf" and self.nlist is not None and self.nlist > n:
+            raise ValueError(
+                f"nlist={self.nlist} (score --nlist, build_store index.nlist): more IVF lists than the {n} "
+                f"distinct candidates; use at most {n}, or leave it unset for sqrt(N) = {self.lists(n)}"
+            )
+
     def lists(self, n: int) -> int:
         """sqrt(N) lists by default (1,000 at 1M: a short k-means, ~1,000 rows a list), at least 39
         training rows a list as faiss asks."""
@@ -97,6 +106,7 @@ class FaissIndex:
         import faiss
 
         self.search_cfg = search or Search()
+        self.search_cfg.check_rows(n)
         self.key = self.search_cfg.factory(dtype, n)
         self.index = faiss.index_factory(dim, self.key, faiss.METRIC_INNER_PRODUCT)
         self.parts: list[tuple[int, object]] = [(0, self.index)]  # (first row, index over its rows)

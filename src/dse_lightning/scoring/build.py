@@ -201,6 +201,10 @@ def build_store(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     next(read_stream(candidates, "candidates"))  # a missing or empty file fails here, before any work
+    if Path(store).exists() and not Path(store).is_dir():
+        raise NotADirectoryError(f"store {store}: a file, not a folder; give a folder path for the store")
+    if index is not None and index.nlist is not None:  # counted (cheap beside encoding) to check nlist now
+        index.check_rows(sum(1 for _ in distinct(read_stream(candidates, "candidates"))))
     data = ShardBatches(Path(candidates), plan, batch_size, trainer.global_rank, trainer.world_size)
     module = EncodeModule(export, backend)
     with warnings.catch_warnings():  # the batches carry their own row numbers; Lightning's are not needed

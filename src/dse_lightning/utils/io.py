@@ -71,10 +71,32 @@ def _write_errors(path: Path) -> Iterator[None]:
         yield
     except ArtifactWriteError:
         raise
-    except OSError as err:
-        if err.errno in WRITE_ERRNOS:
-            raise ArtifactWriteError(path, err) from err
+    except Exception as err:
+        if (code := write_errno(err, path)) is not None:
+            raise ArtifactWriteError(path, OSError(code, os.strerror(code))) from err
         raise
+
+
+def write_errno(err: Exception, path: Path) -> int | None:
+    """The errno of a write that cannot succeed where it is (WRITE_ERRNOS), also where a library wraps it
+    in its own error: shutil.copytree (a list of failures), safetensors ("os error 28"), and torch's zip
+    writer ("unexpected pos", no errno at all: a full disk is then checked for)."""
+    if isinstance(err, OSError) and err.errno is not None:
+        return err.errno if err.errno in WRITE_ERRNOS else None
+    text = str(err)
+    for code in WRITE_ERRNOS:
+        if f"[Errno {code}]" in text or f"os error {code})" in text:
+            return code
+    if isinstance(err, RuntimeError) and "unexpected pos" in text and _full(path):
+        return errno.ENOSPC
+    return None
+
+
+def _full(path: Path) -> bool:
+    """Less than a MiB left where `path` is written (the failed write's partial file still holds its
+    space while this is asked)."""
+    folder = next(p for p in (path, *path.parents) if p.exists())
+    return shutil.disk_usage(folder).free < 1 << 20
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig,
 from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
 from ...embeddings.encode import EncodeFn
+from ...options import layer_errors
 from .pooling import Pooling, masked_max
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,7 @@ def load_backbone(
         return backbone
     if keep_layers is not None:
         if num_layers is not None:
-            raise ValueError(
-                "student.encoder: give num_layers (the first k) or keep_layers (which), not both"
-            )
+            raise ValueError(layer_errors(1, num_layers, keep_layers, "")[0])
         return _kept(load_backbone(backbone), list(keep_layers), str(backbone))
     if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
         backbone = AutoConfig.for_model(**backbone)
@@ -104,11 +103,8 @@ def _kept(model: PreTrainedModel, layers: list[int], where: str) -> PreTrainedMo
     stack = getattr(getattr(model, "encoder", None), "layer", None)
     if not isinstance(stack, nn.ModuleList):
         raise ValueError(f"student.encoder.keep_layers: {where} has no BERT-style encoder.layer stack")
-    if not layers or layers != sorted(set(layers)) or not 0 <= layers[0] <= layers[-1] < len(stack):
-        raise ValueError(
-            f"student.encoder.keep_layers={layers}: expected increasing layer numbers in 0..{len(stack) - 1} "
-            f"({where} has {len(stack)} layers)"
-        )
+    if errors := layer_errors(len(stack), None, layers, where):
+        raise ValueError(errors[0])
     model.encoder.layer = nn.ModuleList(stack[i] for i in layers)
     model.config.num_hidden_layers = len(layers)
     return model
@@ -117,11 +113,8 @@ def _kept(model: PreTrainedModel, layers: list[int], where: str) -> PreTrainedMo
 def _truncated(config: PretrainedConfig, num_layers: int | None, where: str) -> PretrainedConfig:
     if num_layers is None:
         return config
-    depth = config.num_hidden_layers
-    if not 1 <= num_layers <= depth:
-        raise ValueError(
-            f"student.encoder.num_layers={num_layers}: {where} has {depth} layers; keep 1 to {depth}"
-        )
+    if errors := layer_errors(config.num_hidden_layers, num_layers, None, where):
+        raise ValueError(errors[0])
     config = copy.deepcopy(config)  # the caller's config (a test's, a teacher's) keeps its depth
     config.num_hidden_layers = num_layers
     return config
