@@ -148,6 +148,14 @@ def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypa
         (["distill.alpha=0"], "no gold label; they teach only with distill.alpha > 0"),
         (["targets=online"], "extends exported logits: use targets=logits or targets=folds"),
         (["augment.corpus=/no/such/corpus.txt"], r"augment.corpus=/no/such/corpus.txt: no such file"),
+        (  # it used to generate, silently, until memory ran out
+            ["augment.generators.recombine.per_gold=1e9"],
+            r"per_gold=1000000000.0: over augment.max_per_gold=32 .* raise augment.max_per_gold",
+        ),
+        (
+            ["targets=ensemble", "targets.members=6", "targets.siamese=3"],
+            r"targets.members=6 \+ targets.siamese=3: over targets.max_members=8 models; raise targets.max_members",
+        ),
     ],
 )
 def test_transfer_set_options_refused_before_the_teacher(

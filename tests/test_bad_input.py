@@ -140,3 +140,21 @@ def test_truncating_most_inputs_is_an_error_naming_the_file(tmp_path: Path, mrpc
     ):
         train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher", "data.max_length=8"))
     assert not list((tmp_path / "cache").glob("teachers/mrpc/*/manifest.json"))  # no teacher published
+
+
+def test_a_teacher_checkpoint_that_is_not_one_is_refused_by_its_header(
+    tmp_path: Path, mrpc_dir: Path
+) -> None:
+    import zipfile
+
+    from dse_lightning.options import OptionError
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint")  # it used to fail in torch.load: "invalid literal for int()"
+    archive = tmp_path / "other.ckpt"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "a zip, not a checkpoint")
+    for path, why in [(text, "not a torch.save zip archive"), (archive, "no data.pkl inside")]:
+        with pytest.raises(OptionError, match=rf"teacher\.checkpoint={path}: .*{why}"):
+            train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher", f"teacher.checkpoint={path}"))
+    assert not (tmp_path / "cache").exists()

@@ -55,9 +55,15 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "teacher": teacher.key,
             "student": config_dict(cfg.student),
             "distill": config_dict(cfg.distill),
-            "targets": without_added_defaults(config_dict(cfg.targets), {"siamese": 0}),
+            "targets": {  # max_members limits what may be asked; it changes no student
+                k: v
+                for k, v in without_added_defaults(config_dict(cfg.targets), {"siamese": 0}).items()
+                if k != "max_members"
+            },
             "augment": {
-                k: v for k, v in config_dict(cfg.augment).items() if k not in ("chunk_size", "batch_size")
+                k: v
+                for k, v in config_dict(cfg.augment).items()
+                if k not in ("chunk_size", "batch_size", "max_per_gold")
             },
             "data": {**data, "fingerprints": {s: dm.fingerprint(s) for s in dm.task.splits}},
             "seed": cfg.seed,

@@ -71,12 +71,14 @@ class TransferSet(NoTransfer):
         seed: int = 0,  # the generators' (not the run's: one transfer set serves every seed)
         chunk_size: int = 2048,  # pairs labelled between two saves
         batch_size: int = 64,
+        max_per_gold: float = 32.0,  # a limit on what a config asks for (not in the key: it changes nothing)
     ) -> None:
         super().__init__(base)
         if not generators:
             raise ValueError(f"augment={name}: no generators")
         self.generators, self.augment, self.corpus, self.seed = list(generators.values()), name, corpus, seed
         self.chunk_size, self.batch_size, self.size = chunk_size, batch_size, None
+        self.named, self.max_per_gold = generators, max_per_gold
 
     def check(self, cfg) -> None:
         super().check(cfg)
@@ -84,6 +86,13 @@ class TransferSet(NoTransfer):
             raise ValueError(
                 f"augment={self.augment} extends exported logits: use targets=logits or targets=folds"
             )
+        for name, generator in self.named.items():  # a typo like 1e9 would generate until killed
+            if getattr(generator, "per_gold", 0) > self.max_per_gold:
+                raise ValueError(
+                    f"augment.generators.{name}.per_gold={generator.per_gold}: over augment.max_per_gold="
+                    f"{self.max_per_gold:g} new pairs per gold pair (each one labelled by the teacher); "
+                    "raise augment.max_per_gold to lift the limit"
+                )
         if self.corpus:  # missing, or without a sentence (it would add nothing): refused before any work
             next(read_stream(self.corpus, "augment.corpus="))
         if float(cfg.distill.alpha) == 0:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,13 +176,28 @@ class TeacherSource:
         raise NotImplementedError
 
 
+def checkpoint_errors(path: str) -> list[str]:
+    """teacher.checkpoint when it is not a file torch.save wrote (a zip archive with a data.pkl): read by
+    its header, before any work (loading it would fail later with a message about its bytes)."""
+    where = f"teacher.checkpoint={path}"
+    if not Path(path).is_file():
+        return [f"{where}: no such file"]
+    if not zipfile.is_zipfile(path):
+        return [f"{where}: not a PyTorch checkpoint (not a torch.save zip archive); give a .ckpt written by "
+                "stage=teacher (<run>/teacher/checkpoints or the store's model.ckpt)"]  # fmt: skip
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+            return [f"{where}: a zip archive but not a PyTorch checkpoint (no data.pkl inside)"]
+    return []
+
+
 class ModuleTeacher(TeacherSource):
     """A TeacherModule fitted from `teacher.module` (a backbone with a fresh head), or loaded from
     `teacher.checkpoint`: the source of the entries that name none (minilm, bert_base, bert_large)."""
 
     def option_errors(self, cfg: DictConfig, task: TaskSpec) -> list[str]:
-        if cfg.teacher.get("checkpoint"):  # exported from as it is
-            return []
+        if path := cfg.teacher.get("checkpoint"):  # exported from as it is: a checkpoint, by its header
+            return checkpoint_errors(path)
         # A teacher is fitted (or reused: its key has these); an unfitted one would be cached and reused.
         return at_least(cfg, "teacher.max_epochs", 1) + at_least(cfg, "teacher.batch_size", 1)
 

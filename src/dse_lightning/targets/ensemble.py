@@ -29,17 +29,22 @@ class Ensemble(TargetSource):
     name = "ensemble"
     needs_teacher_model = True
 
-    def __init__(self, members: int = 3, siamese: int = 0) -> None:
+    def __init__(self, members: int = 3, siamese: int = 0, max_members: int = 8) -> None:
         if members < 1 or siamese < 0 or members + siamese < 2:
             raise ValueError(
                 f"targets.members={members} (cross-encoders, >= 1) and targets.siamese={siamese} "
                 "(gold-trained siamese students, >= 0) must add up to 2 or more (an ensemble of one is "
                 "targets=logits)"
             )
-        self.members, self.siamese = members, siamese
+        self.members, self.siamese, self.max_members = members, siamese, max_members
         self.metrics, self.keys, self._teachers, self.member_metrics = None, None, None, None
 
     def check(self, cfg) -> None:
+        if self.members + self.siamese > self.max_members:  # each one a model fitted, then run on every pair
+            raise ValueError(
+                f"targets.members={self.members} + targets.siamese={self.siamese}: over targets.max_members="
+                f"{self.max_members} models; raise targets.max_members to lift the limit"
+            )
         if cfg.teacher.checkpoint:
             raise ValueError("targets=ensemble fits its members, so it cannot start from teacher.checkpoint")
 
