@@ -154,7 +154,7 @@ def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypa
         ),
         (
             ["targets=ensemble", "targets.members=6", "targets.siamese=3"],
-            r"targets.members=6 \+ targets.siamese=3: over targets.max_members=8 models; raise targets.max_members",
+            r"targets.members=6 \+ targets.siamese=3: over targets.max_members=8 models; raise",
         ),
     ],
 )

@@ -167,3 +167,14 @@ def test_a_real_full_disk_names_the_path_whatever_library_wrote(full_fs: Path, w
         with atomic_dir(target) if folder else atomic_path(target) as tmp:
             write(tmp)
     assert list(full_fs.iterdir()) == []  # nothing half-written left
+
+
+def test_a_published_folder_is_readable_by_the_team_whatever_wrote_it(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_dir(tmp_path / "store") as tmp:
+        save_file({"embeddings": torch.zeros(3)}, tmp / "embeddings.safetensors")  # safetensors: 0600
+        (tmp / "index").mkdir(mode=0o700)
+        (tmp / "index" / "x.faiss").write_bytes(b"x")
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "store", *(tmp_path / "store").rglob("*")]}
+    assert modes == {"store": 0o755, "embeddings.safetensors": 0o644, "index": 0o755, "x.faiss": 0o644}

@@ -132,10 +132,21 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     try:
         with _write_errors(path):
             yield tmp
-            os.chmod(tmp, 0o755)
+            _share(tmp)
             _install_dir(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # after a swap: the old version
+
+
+def _share(folder: Path) -> None:
+    """Folders 0755 and files 0644 (artifacts are for the whole team), whatever wrote them: mkdtemp makes
+    0700, safetensors writes 0600."""
+    os.chmod(folder, 0o755)
+    for root, dirs, files in os.walk(folder):
+        for names, mode in ((dirs, 0o755), (files, 0o644)):
+            for name in names:
+                if not os.path.islink(target := os.path.join(root, name)):  # never a link's target
+                    os.chmod(target, mode)
 
 
 def _install_dir(tmp: Path, path: Path) -> None:
