@@ -16,8 +16,8 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..store import publish
-from ..utils.io import sentences_checksum
+from ..store import publish, read_manifest
+from ..utils.io import sentences_checksum, sha256_file
 from .backends import BACKENDS, GRAPHS, Writing, get_backend
 from .calibration import CALIBRATION_SIZE, calibration_sentences, calibration_source
 from .student_io import KIND, verify_export
@@ -48,7 +48,12 @@ def add_onnx(
         writing = Writing(path, tmp, spec, calibration)
         for backend in written:
             backend.write(writing)
-        graphs = spec.get(GRAPHS, {}) | {b.name: b.file for b in written}
+        kept = {
+            n: f
+            for n, f in spec.get(GRAPHS, {}).items()
+            if n in {b.name for b in written} or _intact(path, tmp, n)
+        }
+        graphs = kept | {b.name: b.file for b in written}
         if not calibration:
             return {**spec, GRAPHS: graphs}
         sample = {"source": calibration_source, "sentences": len(calibration)}
@@ -56,6 +61,26 @@ def add_onnx(
 
     log.info("writing %s into %s", [b.name for b in written], path)
     return publish(path, KIND, write, writer=True).meta
+
+
+def _intact(path: Path, tmp: Path, name: str) -> bool:
+    """Whether backend `name`'s graph files, kept from the export at `path`, match its manifest; a bad one
+    is left out of the new version (with its files) rather than hashed into it as if it were good."""
+    backend, files = get_backend(name), read_manifest(path, KIND)["files"]
+    bad = [rel for rel, digest in files.items() if backend.owns(rel) and sha256_file(path / rel) != digest]
+    for rel in bad:
+        (tmp / rel).unlink(missing_ok=True)
+    if bad:
+        how = " --openvino TASK" if backend.with_calibration else ""
+        again = f"python -m dse_lightning.export.onnx {path}{how}"
+        log.warning(
+            "%s: %s does not match its manifest; %s left out (`%s` writes it again)",
+            path,
+            bad[0],
+            name,
+            again,
+        )
+    return not bad
 
 
 def main(argv: list[str] | None = None) -> int:

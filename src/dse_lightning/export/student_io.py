@@ -20,7 +20,7 @@ from ..embeddings.encode import EncodeFn, encode_corpus
 from ..models.components.heads import PairHead
 from ..models.components.student import SiameseStudent
 from ..store import publish, verify
-from .backends import DEFAULT, get_backend
+from .backends import BACKENDS, DEFAULT, Backend, get_backend
 
 KIND = "student export"
 
@@ -46,10 +46,18 @@ def export_student(
     return publish(path, KIND, write, writer=True).path
 
 
-def verify_export(path: str | Path, remedy: str | None = None) -> dict:
-    """The export's spec after checking every file against its manifest."""
+def verify_export(path: str | Path, remedy: str | None = None, serving: Backend | None = None) -> dict:
+    """The export's spec after checking its files against its manifest: every file but the graphs of
+    the backends other than `serving` (None: but every graph), so that one bad graph makes only its own
+    backend refuse."""
     remedy = remedy or "export it again (rerun the training command) or restore the folder from a copy"
-    return verify(path, KIND, remedy)
+    others = [b for b in BACKENDS.values() if b.file and b is not serving]
+    return verify(
+        path,
+        KIND,
+        remedy,
+        skip=lambda rel: not (serving and serving.owns(rel)) and any(b.owns(rel) for b in others),
+    )
 
 
 class ExportedStudent:
@@ -87,7 +95,7 @@ def load_student(path: str | Path, backend: str = DEFAULT, device: str = "cpu") 
     (its embeddings come back there; the graph backends run on the CPU)."""
     path = Path(path)
     serving = get_backend(backend)
-    spec = verify_export(path)
+    spec = verify_export(path, serving=serving)
     head = PairHead.from_spec(spec["head"])
     head.load_state_dict(load_file(path / "head.safetensors"))
     if not serving.present(spec):

@@ -57,6 +57,14 @@ class Backend(ABC):
         """The export's folder its files lie in (`onnx/`): what a store's identity covers for it."""
         return None if self.file is None else self.file.split("/", 1)[0] + "/"
 
+    def owns(self, rel: str) -> bool:
+        """Whether an export's file (path relative to it) is this backend's graph: its file, or one beside
+        it with the same stem (an OpenVINO .xml's .bin, an ONNX graph's external data)."""
+        if self.file is None:
+            return False
+        folder, _, name = self.file.rpartition("/")
+        return rel.startswith(f"{folder}/{name.split('.')[0]}.") or rel == self.file
+
     def present(self, spec: dict) -> bool:
         """Whether the export whose spec this is serves this backend."""
         return self.file is None or self.name in spec.get(GRAPHS, {})
