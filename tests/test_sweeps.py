@@ -140,6 +140,15 @@ def test_wandb_offline_run_holds_the_logged_metrics(
     config_keys = {key(i) for r in records if r.HasField("config") for i in r.config.update}
     assert {"distill", "student", "task"} <= config_keys
     assert any(r.HasField("artifact") and r.artifact.type == "model" for r in records)
+    # the same command again: teacher and student from the store, no trainer; still a W&B run
+    again = tmp_path / "again"
+    run_cli(tiny_backbone, mrpc_dir, tmp_path / "cache", "logger=wandb", f"hydra.run.dir={again}")
+    (log_file,) = again.glob("*/wandb/offline-run-*/run-*.wandb")
+    records = wandb_records(log_file)
+    history = [{key(i): i.value_json for i in r.history.item} for r in records if r.HasField("history")]
+    reported = [float(h["student/acc"]) for h in history if "student/acc" in h]
+    assert reported == [pytest.approx(results["student"]["metrics"]["acc"])]
+    assert any(r.HasField("artifact") and r.artifact.type == "model" for r in records)
 
 
 def test_slurm_launcher_takes_gpus_and_nodes_from_the_trainer() -> None:

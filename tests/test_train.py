@@ -89,6 +89,19 @@ def test_second_run_reuses_teacher_unless_provenance_changes(tmp_path: Path, mrp
     assert weights[0] == weights[1] and not (published / "cross_encoder").exists()
 
 
+def test_a_run_that_trained_nothing_still_reports_to_its_loggers(tmp_path: Path, mrpc_dir: Path) -> None:
+    import csv
+
+    train(make_cfg(tmp_path, mrpc_dir, "run1", "stage=teacher"))
+    again = train(make_cfg(tmp_path, mrpc_dir, "run2", "stage=teacher", "logger=csv"))
+    assert again.teacher.reused is True  # no trainer ran, so no logger had been started
+    (metrics,) = (tmp_path / "run2" / "teacher").glob("csv/*/metrics.csv")
+    (row,) = list(csv.DictReader(metrics.open()))
+    assert {k: float(v) for k, v in row.items() if k.startswith("teacher/")} == pytest.approx(
+        {f"teacher/{k}": v for k, v in again.teacher.metrics.items()}
+    )
+
+
 def test_unknown_stage(tmp_path: Path, mrpc_dir: Path) -> None:
     with pytest.raises(ValueError, match=r"stage=distil is not one of \['teacher', 'distill', 'all'\]"):
         train(make_cfg(tmp_path, mrpc_dir, "run", "stage=distil"))

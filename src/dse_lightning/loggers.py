@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import WandbLogger
 
 from .results import RunResult
@@ -53,6 +55,23 @@ def _results_table(result: RunResult):
     metrics = sorted({k for _, m in models for k in m.metrics})
     rows = [[role, m.name, m.params, *(m.metrics.get(k) for k in metrics)] for role, m in models]
     return wandb.Table(columns=["role", "name", "params", *metrics], data=rows)
+
+
+def report_reused(cfg: DictConfig, result: RunResult, run_dir: Path) -> None:
+    """A run that trained nothing (its teacher and student both from the store) has had no trainer to
+    start its loggers: each one configured gets the dev metrics here (W&B then its table and artifact,
+    report_to_wandb), so that a sweep's dashboard does not silently miss its cached cells."""
+    if not result.teacher.reused or (result.student is not None and not result.student.reused):
+        return
+    models = {"teacher": result.teacher, "student": result.student}
+    metrics = {f"{role}/{k}": v for role, m in models.items() if m for k, v in m.metrics.items()}
+    stage_dir = run_dir / ("student" if result.student else "teacher")
+    for node in (cfg.get("logger") or {}).values():
+        logger = instantiate(node, save_dir=str(stage_dir))
+        logger.log_hyperparams({"reused": True})
+        logger.log_metrics(metrics, step=0)
+        logger.save()
+        log.info("reported the reused run's dev metrics to %s", type(logger).__name__)
 
 
 def report_to_wandb(result: RunResult) -> None:

@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from .config import CONFIG_PATH, check_hydra_sources, find_config, register_resolvers
 from .data.tasks import TaskSpec
 from .distill_stage import DistillStage, retire_student
-from .loggers import report_to_wandb
+from .loggers import report_reused, report_to_wandb
 from .options import check_options, teacher_source
 from .pipeline.common import config_dict
 from .pipeline.teacher import run_teacher
@@ -114,6 +114,7 @@ def train(cfg: DictConfig) -> RunResult:
         if student is not None:
             retire_student(cfg, task, student, run_dir)  # only now: results.json holds it
         log.info("results: %s\n%s", run_dir / "results.json", summary_table(result))
+        report_reused(cfg, result, run_dir)
         report_to_wandb(result)
     return result
 
