@@ -158,3 +158,45 @@ def test_a_teacher_checkpoint_that_is_not_one_is_refused_by_its_header(
         with pytest.raises(OptionError, match=rf"teacher\.checkpoint={path}: .*{why}"):
             train(make_cfg(tmp_path, mrpc_dir, "run", "stage=teacher", f"teacher.checkpoint={path}"))
     assert not (tmp_path / "cache").exists()
+
+
+def _raises(error: Exception):
+    def write(*args, **kwargs):
+        raise error
+
+    return write
+
+
+NO_SPACE = "No space left on device"
+
+
+@pytest.mark.slow  # a tiny teacher and student up to each write
+@pytest.mark.parametrize(
+    ("target", "error", "where"),
+    [  # each kind of write, failing the way its library reports a full disk
+        ("datasets.Dataset.save_to_disk", OSError(errno.ENOSPC, NO_SPACE), "cache/tokenized/"),
+        ("dse_lightning.store.shutil.copytree", "copytree", "run/teacher/cross_encoder"),
+        ("dse_lightning.export.student_io.save_file", "safetensors", "cache/students/mrpc/"),
+        (
+            "dse_lightning.augment.transfer.save_logits",
+            OSError(errno.ENOSPC, NO_SPACE),
+            "cache/transfer/mrpc/",
+        ),
+    ],
+)
+def test_a_full_disk_at_each_kind_of_write_names_its_path(
+    tmp_path: Path, mrpc_dir: Path, monkeypatch, target: str, error, where: str
+) -> None:
+    import shutil
+
+    from safetensors import SafetensorError
+
+    if error == "copytree":  # what shutil.copytree raises: every file's failure in a list
+        error = shutil.Error([("a", "b", f"[Errno 28] {NO_SPACE}: 'a' -> 'b'")])
+    elif error == "safetensors":
+        error = SafetensorError(f"Error while serializing: I/O error: {NO_SPACE} (os error 28)")
+    monkeypatch.setattr(target, _raises(error))
+    transfer = ["augment=pairs", "distill.alpha=0.5"] if "transfer" in target else []
+    with pytest.raises(ArtifactWriteError, match=rf"cannot write .*{where}.*: {NO_SPACE}"):
+        train(make_cfg(tmp_path, mrpc_dir, "run", "student=bilstm", *transfer))
+    assert partial_files(tmp_path) == []
