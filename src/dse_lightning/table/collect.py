@@ -102,10 +102,17 @@ def ensemble_teacher(g: Group) -> Group | None:
     # one row per distinct ensemble: with a shared teacher (teacher_seed) every student seed has the same
     distinct: dict[tuple, RunResult] = {}
     for r in runs:
-        distinct.setdefault(tuple(r.student.targets["members"]), r)
+        distinct.setdefault(_ensemble_identity(r.student.targets), r)
     runs = list(distinct.values())
     variant = f"ensemble of {g.variant or f'{g.model} alpha {g.alpha:g}'}"
     return Group(g.task, "teacher", None, variant=variant, results=[_as_ensemble(r) for r in runs])
+
+
+def _ensemble_identity(targets: dict) -> tuple:
+    """Its cross-encoders' keys and its members' dev metrics: a gold member fitted again under another key
+    (the same model: it was keyed by distill.alpha=0 vs 0.0 once) is the same ensemble."""
+    crosses = len(targets["members"]) - targets.get("siamese", 0)
+    return tuple(targets["members"][:crosses]), json.dumps(targets.get("member_metrics"), sort_keys=True)
 
 
 def _as_ensemble(r: RunResult) -> RunResult:
