@@ -104,3 +104,22 @@ def test_new_teacher_options_at_their_defaults_keep_the_teacher_key(mrpc_dir: Pa
     with open_dict(cfg):
         cfg.teacher.both_orders = True
     assert teacher_key(cfg, dm, []) != key
+
+
+def test_alpha_0_and_0_0_are_one_student_key(mrpc_dir: Path, tmp_path: Path) -> None:
+    """The table writes distill.alpha=0.0, a command line 0: an ensemble's gold member (alpha 0.0) is
+    then the baseline of either, reused from the store."""
+    from types import SimpleNamespace
+
+    from dse_lightning.distill_stage import student_key
+
+    cfg = make_cfg(tmp_path, mrpc_dir, "run", "student=dse", "distill.alpha=0")
+    dm = teacher_data(cfg, load_task("mrpc"))
+    teacher = SimpleNamespace(key="t")
+    key = student_key(cfg, teacher, dm)
+    with open_dict(cfg):
+        cfg.distill.alpha = 0.0
+    assert student_key(cfg, teacher, dm) == key
+    with open_dict(cfg):
+        cfg.distill.alpha = 0.5
+    assert student_key(cfg, teacher, dm) != key

@@ -54,7 +54,7 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
         {
             "teacher": teacher.key,
             "student": config_dict(cfg.student),
-            "distill": config_dict(cfg.distill),
+            "distill": _as_float_alpha(config_dict(cfg.distill)),
             "targets": {  # max_members limits what may be asked; it changes no student
                 k: v
                 for k, v in without_added_defaults(config_dict(cfg.targets), {"siamese": 0}).items()
@@ -70,6 +70,14 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
         }
     )[:16]
+
+
+def _as_float_alpha(distill: dict) -> dict:
+    """distill.alpha=0 and =0.0 train one student (the table writes 0.0, a command line often 0): one key."""
+    alpha = distill.get("alpha")
+    if isinstance(alpha, int) and not isinstance(alpha, bool):
+        return {**distill, "alpha": float(alpha)}
+    return distill
 
 
 def student_store(cfg: DictConfig, task: TaskSpec) -> Store:
@@ -144,7 +152,7 @@ class DistillStage:
         `distill.alpha=0` baseline, so a finished one is reused from the store."""
         cfg = self.cfg.copy()
         with open_dict(cfg):
-            cfg.seed, cfg.distill.alpha = seed, 0
+            cfg.seed, cfg.distill.alpha = seed, 0.0
             cfg.augment = OmegaConf.load(find_config("augment", "none"))
             cfg.targets = OmegaConf.load(find_config("targets", "logits"))
         loss, source = instantiate(cfg.distill, kind=self.task.kind), instantiate(cfg.targets)
