@@ -160,3 +160,23 @@ monitor: acc
     assert dev["sentence1"] == [r["q1"] for r in records(16, 100)] and dev["label"] == [
         r["dup"] for r in records(16, 100)
     ]
+
+
+@pytest.mark.slow  # a tiny teacher and student
+def test_a_test_split_is_evaluated_once_apart_from_dev(tmp_path: Path, monkeypatch) -> None:
+    conf = tmp_path / "conf"
+    train_file = write(tmp_path / "train.csv", records(48))
+    dev, test = write(tmp_path / "dev.csv", records(16, 100)), write(tmp_path / "test.csv", records(12, 200))
+    user_task(conf, "mine", train_file, dev)
+    text = (conf / "task" / "mine.yaml").read_text()
+    (conf / "task" / "mine.yaml").write_text(text.replace("  dev:", f"  test: {{file: {test}}}\n  dev:"))
+    monkeypatch.setenv(USER_CONFIG_ENV, str(conf))
+    task = load_task("mine")
+    assert task.eval_splits == ["dev"] and task.test_splits == ["test"]  # dev alone selects the model
+    result = train(make_cfg(tmp_path, tmp_path, "run", "task=mine", "student=bilstm", "distill.alpha=0"))
+    assert set(result.teacher.test_metrics) == {"acc"} and set(result.student.test_metrics) == {"acc"}
+    assert result.data == {"train": 48, "test": 12, "dev": 16}
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["student"]["test_metrics"] == result.student.test_metrics
+    # the test split's own metrics: 12 rows, so an accuracy is a multiple of 1/12
+    assert round(result.student.test_metrics["acc"] * 12, 4) == round(result.student.test_metrics["acc"] * 12)

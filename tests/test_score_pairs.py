@@ -62,3 +62,46 @@ def test_a_csv_keeps_its_fields_as_written(tokenizer_path: str, tmp_path: Path) 
         ("007", "NA", "A man plays."),
         ("010", "The cat sleeps.", "null"),
     ]
+
+
+def readme_quickstart() -> tuple[str, list[str]]:
+    """The README's "Your own pairs" section: its task file and its commands, as written."""
+    from conftest import ROOT
+
+    section = (ROOT / "README.md").read_text().split("## Your own pairs", 1)[1].split("\n## ", 1)[0]
+    task = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
+    return task, commands
+
+
+@pytest.mark.slow  # the embedded MiniLM teacher and the dse student on a small CSV
+def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    task, commands = readme_quickstart()
+    (tmp_path / "my_conf" / "task").mkdir(parents=True)
+    (tmp_path / "my_conf" / "task" / "pairs.yaml").write_text(task)
+    columns = [{"question1": r["q1"], "question2": r["q2"], "is_duplicate": r["dup"]} for r in records(80)]
+    write(tmp_path / "train.csv", columns[:48])
+    write(tmp_path / "dev.csv", columns[48:64])
+    write(
+        tmp_path / "new.csv",
+        [{"question1": c["question1"], "question2": c["question2"]} for c in columns[64:]],
+    )
+    import sys
+
+    # `python` as in an activated environment: this interpreter's
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "PATH": path}
+    script = "set -e\n" + "\n".join(commands)
+    proc = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with (tmp_path / "scored.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
+    assert (tmp_path / "runs" / "pairs" / "student" / "export").is_dir()

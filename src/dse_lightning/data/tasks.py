@@ -16,6 +16,8 @@ from torchmetrics import MetricCollection
 
 from .task_kinds import TASK_KINDS, TaskKind
 
+TEST = "test"  # the split evaluated once at the end, apart from dev (a task's own files may have one)
+
 
 @dataclass
 class TsvFormat:
@@ -95,7 +97,13 @@ class TaskSpec:
 
     @property
     def eval_splits(self) -> list[str]:
-        return [s for s in self.splits if s != "train"]
+        """The splits validated every epoch, the first (dev) selecting the model; never the test split."""
+        return [s for s in self.splits if s not in ("train", TEST)]
+
+    @property
+    def test_splits(self) -> list[str]:
+        """["test"] when the task has a test split (evaluated once, after model selection), else []."""
+        return [TEST] if TEST in self.splits else []
 
     @property
     def kind(self) -> TaskKind:
