@@ -99,6 +99,11 @@ def ensemble_teacher(g: Group) -> Group | None:
     runs = [r for r in g.results if r.student and r.student.targets.get("source") == "ensemble"]
     if not runs:
         return None
+    # one row per distinct ensemble: with a shared teacher (teacher_seed) every student seed has the same
+    distinct: dict[tuple, RunResult] = {}
+    for r in runs:
+        distinct.setdefault(tuple(r.student.targets["members"]), r)
+    runs = list(distinct.values())
     variant = f"ensemble of {g.variant or f'{g.model} alpha {g.alpha:g}'}"
     return Group(g.task, "teacher", None, variant=variant, results=[_as_ensemble(r) for r in runs])
 
