@@ -30,6 +30,7 @@ from .pipeline.common import (
     build_trainer,
     card_data,
     config_dict,
+    evaluate_test,
     fit_and_validate,
     without_added_defaults,
 )
@@ -123,6 +124,7 @@ class DistillStage:
         )
         start = time.time()
         metrics = fit_and_validate(trainer, ckpt_cb, module, dm, work, "student")
+        test = evaluate_test(trainer, module, dm)
         source = self.source.describe()
         # Against the teachers the student learned from: an ensemble's own dev metrics, when it gave them.
         against = source.get("metrics") or self.teacher.metrics  # None until an ensemble is built
@@ -132,6 +134,7 @@ class DistillStage:
             "loss": self.loss.describe(),
             "targets": source,
             "metrics": metrics,
+            **({"test_metrics": test} if test else {}),
             "relative_degradation": relative_degradation(against, metrics),
             "params": sum(p.numel() for p in student.parameters()),
             "train_time_s": round(time.time() - start, 1),

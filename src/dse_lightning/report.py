@@ -54,7 +54,14 @@ def summary_table(result: RunResult) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return f"{result.task} dev\n" + "\n".join(lines)
+    return f"{result.task} dev\n" + "\n".join(lines) + _test_block(result)
+
+
+def _test_block(result: RunResult) -> str:
+    """The test split's metrics, apart from dev (which chose the models), when the task has one."""
+    models = [(f"teacher ({result.teacher.name})", result.teacher), ("student", result.student)]
+    rows = [f"{name}: {_fmt(m.test_metrics)}" for name, m in models if m is not None and m.test_metrics]
+    return f"\n{result.task} test\n" + "\n".join(rows) if rows else ""
 
 
 def _fmt(metrics: dict) -> str:

@@ -60,6 +60,7 @@ class TeacherResult:
     key: str
     metrics: dict[str, float]  # dev metrics by name (acc, f1, pearson, ...)
     params: int
+    test_metrics: dict[str, float] = field(default_factory=dict)  # the task's test split, evaluated once
     train_time_s: float | None = None
     checkpoint: str = ""  # the published model.ckpt ("" for a teacher of score files: no model)
     logits: str = ""  # the published train-set logits
@@ -79,6 +80,7 @@ class StudentResult:
     alpha: float
     metrics: dict[str, float]
     params: int
+    test_metrics: dict[str, float] = field(default_factory=dict)  # the task's test split, evaluated once
     relative_degradation: dict[str, float] = field(default_factory=dict)
     loss: dict = field(default_factory=dict)  # {"kind": "kl", "temperature": 2.0}
     targets: dict = field(default_factory=dict)  # {"source": "logits" | "online" | "folds", ...}

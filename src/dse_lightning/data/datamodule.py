@@ -273,7 +273,8 @@ class GluePairDataModule(pl.LightningDataModule):
         return [self.eval_loader(s) for s in self.task.eval_splits]
 
     def test_dataloader(self) -> list[DataLoader]:
-        return self.val_dataloader()
+        """The task's test split (evaluated once, after model selection on dev)."""
+        return [self.eval_loader(s) for s in self.task.test_splits]
 
     def predict_dataloader(self) -> DataLoader:
         """The train split in file order, for exporting teacher logits."""

@@ -27,10 +27,12 @@ class BadRows:
     count: int = 0
     first: list[str] = field(default_factory=list)  # "line N: reason", the first few
 
-    def add(self, lineno: int, reason: str) -> None:
+    def add(self, lineno: int | str, reason: str) -> None:
+        """lineno: a text file's line number, or how another format places the row (e.g. "row 7")."""
         self.count += 1
         if len(self.first) < 5:
-            self.first.append(f"line {lineno}: {reason}")
+            where = f"line {lineno}" if isinstance(lineno, int) else lineno
+            self.first.append(f"{where}: {reason}")
 
 
 def find_split_file(glue_dir: Path, task: TaskSpec, split: str) -> Path | None:
@@ -91,7 +93,7 @@ def _parse_row(cells: list[str], idx: dict, task: TaskSpec) -> dict:
     }
 
 
-def _check_bad_rows(path: Path, bad: BadRows, total: int, max_bad_rows: int, max_bad_fraction: float) -> None:
+def check_bad_rows(path: Path, bad: BadRows, total: int, max_bad_rows: int, max_bad_fraction: float) -> None:
     if bad.count == 0:
         return
     if bad.count > max_bad_rows or bad.count > max_bad_fraction * total:
@@ -129,8 +131,8 @@ def read_glue_tsv(
         raise GlueFormatError(
             f"{path}: line {lineno + 1}: the gzip archive is truncated or corrupt ({err}); copy it again"
         ) from err
-    _check_bad_rows(path, bad, total, max_bad_rows, max_bad_fraction)
-    _check_unique_ids(path, cols["id"])
+    check_bad_rows(path, bad, total, max_bad_rows, max_bad_fraction)
+    check_unique_ids(path, cols["id"])
     return cols
 
 
@@ -147,7 +149,7 @@ def _add_row(cols: dict, bad: BadRows, lineno: int, cells: list[str], header: li
         cols[key].append(value)
 
 
-def _check_unique_ids(path: Path, ids: list[str]) -> None:
+def check_unique_ids(path: Path, ids: list[str]) -> None:
     # Teacher logits are joined to rows by id, so an id must name one row only.
     if len(set(ids)) != len(ids):
         seen: set[str] = set()

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import datasets
 
 from ..utils.io import sha256_file, sha256_json
+from .file_source import FileSource
 from .glue_reader import GlueFormatError, find_split_file, read_glue_tsv
-from .tasks import TaskSpec
+from .tasks import HubFormat, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -109,13 +110,16 @@ class HubSource:
     def load(self, split: str) -> datasets.Dataset:
         hub = self.task.hub
         raw = self._raw(split)
+        if hub.id is None:  # a dataset without ids: its row numbers, stable while the dataset is
+            raw = raw.add_column("_row", [f"{self.task.splits[split].hub}-{i}" for i in range(len(raw))])
+            hub = replace(hub, id="_row")
         missing = [c for c in (hub.sentence1, hub.sentence2, hub.label, hub.id) if c not in raw.column_names]
         if missing:
             raise GlueFormatError(
                 f"{self.describe(split)}: no column(s) {missing} (task.hub names them); "
                 f"found {raw.column_names}"
             )
-        check_hub_rows(self.describe(split), raw, self.task)
+        check_hub_rows(self.describe(split), raw, self.task, hub)
         ds = raw.map(
             lambda row: {
                 "id": str(row[hub.id]),
@@ -127,10 +131,9 @@ class HubSource:
         return ds.rename_column(hub.label, "label") if hub.label != "label" else ds
 
 
-def check_hub_rows(where: str, raw: datasets.Dataset, task: TaskSpec) -> None:
+def check_hub_rows(where: str, raw: datasets.Dataset, task: TaskSpec, hub: HubFormat) -> None:
     """The TSV reader's row checks for hub rows: labels of the task's set (the hub's test splits carry -1),
     scores in range, non-empty sentences; the error names the dataset, split and row."""
-    hub = task.hub
     columns = zip(raw[hub.sentence1], raw[hub.sentence2], raw[hub.label], raw[hub.id], strict=True)
     for row, (s1, s2, label, idx) in enumerate(columns):
         problem = _hub_row_problem(s1, s2, label, task)
@@ -151,13 +154,16 @@ def _hub_row_problem(s1, s2, label, task: TaskSpec) -> str | None:
 
 def resolve_source(
     task: TaskSpec, data_dir: str | None, hub_dir: str | None = None, **reader_kw
-) -> LocalSource | HubSource:
-    """data.hub_dir when set; else the first local folder holding the task's train file, else the hub."""
+) -> LocalSource | HubSource | FileSource:
+    """The task's own files (task.files); data.hub_dir when set; else the first local folder holding the
+    task's train file, else the hub."""
+    if task.files is not None:
+        return FileSource(task, **reader_kw)
     if hub_dir:
         if not Path(hub_dir).expanduser().is_dir():
             raise FileNotFoundError(f"data.hub_dir={hub_dir}: no such directory")
         return HubSource(task, str(Path(hub_dir).expanduser()))
-    dirs = candidate_dirs(data_dir)
+    dirs = candidate_dirs(data_dir) if task.glue_dir else []  # a task only on the hub has no folder
     for glue_dir in dirs:
         if (glue_dir / task.glue_dir).is_dir():
             return LocalSource(glue_dir, task, **reader_kw)

@@ -16,6 +16,8 @@ from torchmetrics import MetricCollection
 
 from .task_kinds import TASK_KINDS, TaskKind
 
+TEST = "test"  # the split evaluated once at the end, apart from dev (a task's own files may have one)
+
 
 @dataclass
 class TsvFormat:
@@ -36,13 +38,25 @@ class HubFormat:
     sentence1: str = "sentence1"
     sentence2: str = "sentence2"
     label: str = "label"
-    id: str = "idx"
+    id: str | None = "idx"  # null: a dataset without ids; they are `<split>-<row>`
+
+
+@dataclass
+class FilesFormat:
+    """A task read from a user's own files (data/file_source.py): the columns of each split's file and
+    its format (csv, tsv, jsonl, parquet; null: from the file's suffix)."""
+
+    sentence1: str = "sentence1"
+    sentence2: str = "sentence2"
+    label: str = "label"
+    id: str | None = None  # null: ids are `<split>-<row>`
+    format: str | None = None
 
 
 @dataclass
 class Split:
-    file: str  # stem of `<glue_dir>/<file>.tsv[.gz]`
-    hub: str  # split name on the hub
+    file: str = ""  # stem of `<glue_dir>/<file>.tsv[.gz]`; with `files:`, the split's file (a path)
+    hub: str = ""  # split name on the hub
     metric_suffix: str = ""  # e.g. "_mm" for MNLI mismatched: `val/acc_mm`
 
 
@@ -50,14 +64,15 @@ class Split:
 class TaskSpec:
     name: str
     type: str  # binary | multiclass | regression
-    glue_dir: str
     splits: dict[str, Split]  # "train" plus one or more evaluation sets, the first being "dev"
     metrics: dict[str, Any]  # metric name -> torchmetrics `_target_` config
     monitor: str  # metric name (without stage prefix) that selects the best checkpoint
+    glue_dir: str = ""  # a GLUE task's folder in glue_data (none: the task's `files`, else the hub)
     labels: list[str] = field(default_factory=list)  # label strings in class-index order
     score_range: list[float] | None = None  # regression targets must lie in it
     tsv: TsvFormat = field(default_factory=TsvFormat)
     hub: HubFormat = field(default_factory=HubFormat)
+    files: FilesFormat | None = None  # set: the splits are the user's own files, read with this mapping
     monitor_mode: str = "max"
     symmetric: bool = False  # the label does not depend on the sentences' order (a teacher may read both)
 
@@ -82,7 +97,13 @@ class TaskSpec:
 
     @property
     def eval_splits(self) -> list[str]:
-        return [s for s in self.splits if s != "train"]
+        """The splits validated every epoch, the first (dev) selecting the model; never the test split."""
+        return [s for s in self.splits if s not in ("train", TEST)]
+
+    @property
+    def test_splits(self) -> list[str]:
+        """["test"] when the task has a test split (evaluated once, after model selection), else []."""
+        return [TEST] if TEST in self.splits else []
 
     @property
     def kind(self) -> TaskKind:

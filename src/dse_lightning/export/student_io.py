@@ -73,18 +73,23 @@ class ExportedStudent:
         return self._encode(batch)
 
     @torch.inference_mode()
-    def encode(self, sentences: list[str], batch_size: int = 64) -> torch.Tensor:
+    def encode(self, sentences: list[str], batch_size: int = 64, progress: bool = False) -> torch.Tensor:
         """(N, D), row i for sentence i; encoded in length-sorted batches, each distinct sentence once
         (input-order batches ran at 0.80x sentence-transformers' own encode, which sorts too)."""
-        return encode_corpus(self._encode, sentences, batch_size, progress=False)
+        return encode_corpus(self._encode, sentences, batch_size, progress=progress)
 
     @torch.inference_mode()
-    def logits(self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64) -> torch.Tensor:
+    def logits(
+        self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor:
         """The head's raw outputs for pairs (a_i, b_i): what the task's metrics read."""
-        return self.head(self.encode(sentences_a, batch_size), self.encode(sentences_b, batch_size))
+        a = self.encode(sentences_a, batch_size, progress)
+        return self.head(a, self.encode(sentences_b, batch_size, progress))
 
-    def score(self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64) -> torch.Tensor:
-        return self.kind.scores(self.logits(sentences_a, sentences_b, batch_size))
+    def score(
+        self, sentences_a: list[str], sentences_b: list[str], batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor:
+        return self.kind.scores(self.logits(sentences_a, sentences_b, batch_size, progress))
 
 
 def load_student(path: str | Path, backend: str = DEFAULT, device: str = "cpu") -> ExportedStudent:

@@ -22,7 +22,7 @@ class PairTaskModule(pl.LightningModule):
         self.task = task
         # One metric set per stage and per evaluation split (MNLI: matched and mismatched).
         self.val_metrics = nn.ModuleList(task.build_metrics("val/", s) for s in task.eval_splits)
-        self.test_metrics = nn.ModuleList(task.build_metrics("test/", s) for s in task.eval_splits)
+        self.test_metrics = nn.ModuleList(task.build_metrics("test/", s) for s in task.test_splits)
 
     def eval_loss(self, logits: torch.Tensor, batch: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
@@ -32,7 +32,8 @@ class PairTaskModule(pl.LightningModule):
         loss = self.eval_loss(logits, batch)
         collection = metrics[dataloader_idx]
         collection.update(self.task.kind.metric_input(logits), batch["labels"])
-        suffix = self.task.splits[self.task.eval_splits[dataloader_idx]].metric_suffix
+        splits = self.task.eval_splits if stage == "val" else self.task.test_splits
+        suffix = self.task.splits[splits[dataloader_idx]].metric_suffix
         bs = len(batch["ids"])
         self.log(f"{stage}/loss{suffix}", loss, batch_size=bs, add_dataloader_idx=False, sync_dist=True)
         self.log_dict(collection, prog_bar=True, batch_size=bs, add_dataloader_idx=False)

@@ -97,10 +97,22 @@ def build_predictor(cfg: DictConfig, stage_dir: Path) -> pl.Trainer:
     )
 
 
-def val_metrics(outputs: list[dict]) -> dict[str, float]:
-    """trainer.validate's [{'val/acc': t, 'val/loss': l}] -> {'acc': 0.81}: the keys results.json uses."""
+def val_metrics(outputs: list[dict], stage: str = "val") -> dict[str, float]:
+    """trainer.validate's [{'val/acc': t, 'val/loss': l}] -> {'acc': 0.81}: the keys results.json uses
+    (stage="test": trainer.test's)."""
     metrics = {k: v for d in outputs for k, v in d.items()}
-    return {k[4:]: float(v) for k, v in metrics.items() if k.startswith("val/") and "loss" not in k}
+    prefix = f"{stage}/"
+    return {
+        k[len(prefix) :]: float(v) for k, v in metrics.items() if k.startswith(prefix) and "loss" not in k
+    }
+
+
+def evaluate_test(trainer: pl.Trainer, module, dm) -> dict[str, float]:
+    """The test split's metrics, evaluated once with the model chosen on dev (the module as it is: after
+    fit_and_validate it holds the best checkpoint); {} for a task without a test split."""
+    if not dm.task.test_splits:
+        return {}
+    return val_metrics(trainer.test(module, datamodule=dm), "test")
 
 
 def fit_and_validate(trainer: pl.Trainer, ckpt_cb, module, dm, work: Path, stage: str) -> dict[str, float]:

@@ -37,6 +37,7 @@ from .common import (
     build_datamodule,
     build_trainer,
     config_dict,
+    evaluate_test,
     fit_and_validate,
     val_metrics,
     without_added_defaults,
@@ -123,10 +124,12 @@ def _fit_and_publish(
 ) -> Artifact:
     start, work = time.time(), store.work_dir(key)
     trainer, module, metrics = fit_or_load(cfg, task, dm, run_dir / "teacher", work)
+    test = evaluate_test(trainer, module, dm)
     record = {
         "name": cfg.teacher.name,
         "key": key,
         "metrics": metrics,
+        **({"test_metrics": test} if test else {}),
         "params": sum(p.numel() for p in module.model.parameters()),
         "train_time_s": round(time.time() - start, 1),
         "data": {s: dm.num_examples(s) for s in task.splits},
