@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import statistics
 from pathlib import Path
 
 import datasets
@@ -105,3 +107,22 @@ def test_the_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert len(rows) == 16 and all(0.0 <= float(r["score"]) <= 1.0 for r in rows)
     assert (tmp_path / "runs" / "pairs" / "student" / "export").is_dir()
+
+
+def test_the_pair_file_bench_checks_the_scored_file_against_the_call(
+    tokenizer_path: str, mrpc_dir: Path, tmp_path: Path
+) -> None:
+    from dse_lightning.bench.pair_file import main as pair_file_bench
+
+    export = export_tiny(tmp_path / "export", tokenizer_path, seed=0)
+    out = tmp_path / "bench"
+    argv = ["--student", str(export), "--pairs", "1200", "--repeats", "2", "--tasks", "mrpc"]
+    assert pair_file_bench([*argv, "--data-dir", str(mrpc_dir), "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    measured = result["measured"]
+    assert measured["output_rows_equal_call"] is True
+    assert len(measured["score_pairs_s"]) == len(measured["score_call_s"]) == 2
+    assert measured["ratio"] == pytest.approx(
+        statistics.median(measured["score_pairs_s"]) / statistics.median(measured["score_call_s"])
+    )
+    assert result["pairs"] == 1200 and "Ratio of medians" in (out / "results.md").read_text()

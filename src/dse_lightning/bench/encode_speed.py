@@ -31,11 +31,14 @@ REFERENCE = "sentence-transformers encode (torch)"
 PASSES = 3  # timed passes a row: two idle runs of one pass each put 3 layers at 2.05x and 1.77x 6 layers
 
 
-def _export(backbone: str, layers: int, max_length: int, folder: Path) -> Path:
+def paper_export(backbone: str, layers: int | None, max_length: int, folder: Path) -> Path:
+    """The paper's student on `backbone` cut to `layers` (None: all), random head, exported into `folder`."""
     torch.manual_seed(0)
     student = dse_student(backbone, num_layers=layers).eval()
     tokenizer = AutoTokenizer.from_pretrained(backbone)
-    return export_student(folder / f"layers{layers}", student, tokenizer, load_task("mrpc"), max_length)
+    return export_student(
+        folder / f"layers{layers or 'all'}", student, tokenizer, load_task("mrpc"), max_length
+    )
 
 
 def _passes(encode, sentences: list[str]) -> tuple[float, list[float]]:
@@ -96,7 +99,7 @@ def encode_speed(
     rows = []
     for k in layers:
         flops = encode_flops(lengths, k, config.hidden_size, config.intermediate_size)
-        path = _export(backbone, k, max_length, folder)
+        path = paper_export(backbone, k, max_length, folder)
         add_onnx(path, calibration, "bench sentences outside the timed ones")
 
         def reference(path=path):
