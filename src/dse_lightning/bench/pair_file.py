@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "distinct_sentences": len(set(pairs["sentence1"]) | set(pairs["sentence2"])),
         "sources": sources,
         "student": args.student or "the paper's dse student on all-MiniLM-L6-v2 (embedded), random head",
+        "backbone": None if args.student else backbone,  # made portable below: the model's name and hash
         "backend": args.backend,
         "batch_size": args.batch_size,
         "seed": args.seed,
