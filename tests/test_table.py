@@ -370,3 +370,17 @@ def test_paper_profile_dry_run(tmp_path: Path, tiny_backbone: Path, monkeypatch)
     mnli = json.loads((out / "cells/mnli/dse_a0.5_s42/results.json").read_text())
     assert set(mnli["teacher"]["metrics"]) == set(mnli["student"]["metrics"]) == {"acc", "acc_mm"}
     assert "acc_mm" in table and mnli["config"]["trainer"]["devices"] == 2
+
+
+def test_an_ensemble_refitted_to_float_noise_is_the_same_ensemble() -> None:
+    from dse_lightning.table.collect import _ensemble_identity
+
+    def targets(*pearsons: float, members=("ce1", "gold1")) -> dict:
+        return {"members": list(members), "siamese": 1, "member_metrics": [{"pearson": p} for p in pearsons]}
+
+    first = _ensemble_identity(targets(0.839672863, 0.872654795))
+    # the members refitted after a lost cache: their metrics differ in the 7th digit
+    assert _ensemble_identity(targets(0.839672983, 0.872654855)) == first
+    assert _ensemble_identity(targets(0.839672983, 0.872654855, members=("ce1", "gold2"))) == first
+    assert _ensemble_identity(targets(0.8412, 0.872654855)) != first  # another cross-encoder's metrics
+    assert _ensemble_identity(targets(0.839672863, 0.872654795, members=("ce2", "gold1"))) != first

@@ -109,10 +109,12 @@ def ensemble_teacher(g: Group) -> Group | None:
 
 
 def _ensemble_identity(targets: dict) -> tuple:
-    """Its cross-encoders' keys and its members' dev metrics: a gold member fitted again under another key
-    (the same model: it was keyed by distill.alpha=0 vs 0.0 once) is the same ensemble."""
+    """Its cross-encoders' keys and its members' dev metrics to the table's 4 digits: a gold member fitted
+    again under another key (the same model: it was keyed by distill.alpha=0 vs 0.0 once) is the same
+    ensemble, and so is a member refitted after its cache was lost (its metrics moved in the 7th digit)."""
     crosses = len(targets["members"]) - targets.get("siamese", 0)
-    return tuple(targets["members"][:crosses]), json.dumps(targets.get("member_metrics"), sort_keys=True)
+    metrics = [{k: round(v, 4) for k, v in m.items()} for m in targets.get("member_metrics") or []]
+    return tuple(targets["members"][:crosses]), json.dumps(metrics, sort_keys=True)
 
 
 def _as_ensemble(r: RunResult) -> RunResult:
