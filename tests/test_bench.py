@@ -16,8 +16,9 @@ from dse_lightning.bench import encode_speed
 from dse_lightning.bench.__main__ import main as bench_main
 from dse_lightning.bench.flops import concat_flops, encode_flops, flop_bounds, teacher_flops_per_pair
 from dse_lightning.bench.rows import make_rows
-from dse_lightning.config import embedded_model_dir
+from dse_lightning.config import embedded_model_dir, load_task
 from dse_lightning.export.backends import get_backend
+from dse_lightning.export.cross_encoder import export_cross_encoder
 
 
 def test_flop_bounds_of_the_paper_setting() -> None:
@@ -102,6 +103,7 @@ def test_score_rows_of_known_timings() -> None:
     """The speed-up is the teacher's seconds over the student's; its share of the FLOP bound, the
     encode pass and the memory floor follow from the timings given."""
     teacher = {"by_n": {100: {"seconds": 2.0, "extrapolated": False, "queries": 3}}}
+    int8 = {"by_n": {100: {"seconds": 0.5, "extrapolated": True, "queries": 0}}}
     scoring = {
         "by_n_head": {
             (100, "concat"): {
@@ -115,8 +117,11 @@ def test_score_rows_of_known_timings() -> None:
     }
     encode = {"sentences_per_s": 50.0, "sentences": 80, "query_encode_s": 0.01}
     bounds = {"concat": {"bound": 400.0, "naive_over_decomposed_flops": 2.0}, "dot": {"bound": 1e5}}
-    rows = make_rows([100], teacher, scoring, encode, bounds, {"gb_per_s": 1.6}, dim=8)
+    teachers = {"torch": teacher, "onnx-int8": int8}
+    rows = make_rows([100], teachers, scoring, encode, bounds, {"gb_per_s": 1.6}, dim=8)
     concat, dot = rows
+    assert concat["fastest_teacher"] == "onnx-int8" and concat["fastest_extrapolated"]
+    assert concat["speedup_vs_fastest"] == pytest.approx(50.0) and dot["speedup_vs_fastest"] == 125.0
     assert concat["speedup"] == pytest.approx(200.0) and concat["pct_of_flop_bound"] == pytest.approx(50.0)
     assert concat["speedup_with_query_encode"] == pytest.approx(100.0)
     assert concat["naive_over_decomposed"] == pytest.approx(4.0) and concat["student_encode_s"] == 2.0
@@ -133,6 +138,8 @@ def check_score_rows(rows: list[dict]) -> None:
         assert r["speedup"] == pytest.approx(r["teacher_s"] / r["student_score_s"])
         assert r["student_pairs_per_s"] == pytest.approx(r["n"] / r["student_score_s"])
         assert r["pct_of_flop_bound"] == pytest.approx(100 * r["speedup"] / r["flop_bound"])
+        assert r["speedup_vs_fastest"] == pytest.approx(r["fastest_teacher_s"] / r["student_score_s"])
+        assert r["fastest_teacher_s"] <= r["teacher_s"]
 
 
 @pytest.mark.slow  # exports at two depths, each with its ONNX and OpenVINO int8 graphs, and training rows
@@ -156,6 +163,12 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     check_score_rows(list(rows.values()))
     assert rows[60, "concat"]["teacher_s"] == pytest.approx(3 * rows[20, "concat"]["teacher_s"])
     assert "naive_score_s" in rows[20, "concat"] and "x_memory_floor" in rows[20, "dot"]
+    timings = results["teacher_backends"]["timings"]  # every backend a cross-encoder export serves
+    assert set(timings) == {"torch", "onnx", "onnx-int8", "openvino", "openvino-int8"}
+    fastest = min(timings, key=lambda b: timings[b]["by_n"]["20"]["seconds"])
+    assert rows[20, "dot"]["fastest_teacher"] == fastest
+    assert not results["teacher_backends"]["dev_metrics"]  # a random classifier: no dev metrics
+    assert "## Cross-encoder backends" in (out / "results.md").read_text()
     assert results["flop_bound"]["concat"]["flops_per_pair"] == concat_flops(4 * 32, 16, 1)["decomposed"]
     speed = {(r["layers"], r["backend"]): r for r in results["encode_speed"]}
     backends = {
@@ -212,7 +225,7 @@ def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) 
         ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
          "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
          "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "--train-steps", "0",
+         "--encode-layers", "--train-steps", "0", "--teacher-backends", "torch",
          "--search-ns", "50", "200", "--search-pool", "40", "--search-queries", "6",
          "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
          "--two-stage-ns", "200", "--shortlists", "200", "20", "--two-stage-queries", "4"]
@@ -238,3 +251,36 @@ def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) 
     assert 0.0 <= two["hnsw", 20]["recall@10"] <= 1.0 and two["exact", 20]["x_faster"] > 0
     text = (out / "results.md").read_text()
     assert "## Corpus-scale search" in text and (out / "search_vs_n.png").stat().st_size > 0
+
+
+def test_bench_times_a_trained_teacher_and_its_dev_metrics(
+    tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path, tokenizer_path: str
+) -> None:
+    """`--teacher EXPORT --teacher-task T`: that CrossEncoder export is timed at each backend asked (torch
+    always), and each backend's dev metrics on T are reported, with the share of torch's it keeps."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_backbone, num_labels=2)
+    export = export_cross_encoder(tmp_path / "teacher", model, tokenizer, load_task("mrpc"), 32)
+    out = tmp_path / "bench"
+    bench_main(
+        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
+         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
+         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
+         "--encode-layers", "--train-steps", "0", "--search-ns", "--teacher", str(export),
+         "--teacher-task", "mrpc", "--teacher-backends", "onnx"]
+    )  # fmt: skip
+    results = json.loads((out / "results.json").read_text())
+    backends = results["teacher_backends"]
+    assert (
+        set(backends["timings"]) == {"torch", "onnx"}
+        and backends["calibration"] == "mrpc/train pairs, seed 0"
+    )
+    quality = backends["dev_metrics"]
+    assert set(quality["torch"]) == {"acc", "f1"}
+    assert quality["onnx"]["retention"]["acc"] == pytest.approx(
+        quality["onnx"]["acc"] / quality["torch"]["acc"]
+    )
+    assert results["teacher"]["num_labels"] == 2
+    assert "| onnx |" in (out / "results.md").read_text()
+    with pytest.raises(SystemExit):  # an export without its task: refused before any work
+        bench_main(["--teacher", str(export), "--out", str(tmp_path / "no")])

@@ -8,14 +8,18 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from transformers import AutoTokenizer
 
 from conftest import TINY_BERT
 from dse_lightning.config import load_task
+from dse_lightning.export.backends import BACKENDS
 from dse_lightning.export.card import RunFacts, cross_encoder_card
-from dse_lightning.export.cross_encoder import KIND, export_cross_encoder
+from dse_lightning.export.cross_encoder import KIND, export_cross_encoder, load_cross_encoder
+from dse_lightning.export.evaluate import backend_metrics
+from dse_lightning.export.onnx import add_onnx
 from dse_lightning.models.teacher_module import TeacherModule
 from dse_lightning.pipeline.inference import PairRows, predict_logits
 from dse_lightning.results import TeacherResult
@@ -99,3 +103,41 @@ def test_cross_encoder_predicts_the_teachers_logits_without_dse_lightning(tmp_pa
         assert ("apply_softmax=True" in readme) == (module.task.num_labels > 1)
     config = json.loads((paths[1] / "config.json").read_text())
     assert list(config["id2label"].values()) == ["entailment", "neutral", "contradiction"]
+
+
+def test_cross_encoder_graphs_serve_the_teachers_logits(tmp_path, tokenizer_path, mrpc_dir) -> None:
+    """`export.onnx` gives a CrossEncoder export every backend's graphs (pairs in, logits out, OpenVINO int8
+    calibrated on pairs); `load_cross_encoder` serves each: torch and the fp32 graphs predict the teacher's
+    logits, the int8 ones approximately; `export.evaluate` reads the export's dev metrics per backend."""
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    module = teacher("mrpc")
+    path = export_cross_encoder(tmp_path / "ce", module.model, tokenizer, module.task, MAX_LENGTH)
+    graphs = add_onnx(path, [tuple(p) for p in PAIRS] * 8, "test pairs")
+    assert verify(path, KIND, "")["onnx"] == graphs["onnx"] and set(graphs["onnx"]) == set(BACKENDS) - {
+        "torch"
+    }
+    assert graphs["calibration"]["sentences"] == 4 * 8
+    expected = ours(module, tokenizer)  # (N, 2)
+    a, b = (list(side) for side in zip(*PAIRS, strict=True))
+    for backend in ("torch", "onnx", "openvino"):
+        got = load_cross_encoder(path, backend).logits(a, b, batch_size=3)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 if backend == "torch" else 1e-4)
+    for backend in ("onnx-int8", "openvino-int8"):  # int8 of large random weights: the same classes
+        got = load_cross_encoder(path, backend).logits(a, b, batch_size=3)
+        assert torch.equal(got.argmax(-1), expected.argmax(-1)), backend
+        assert torch.corrcoef(torch.stack([got.flatten(), expected.flatten()]))[0, 1] > 0.9, backend
+    metrics = backend_metrics(path, "mrpc", ["torch", "onnx"], data_dir=str(mrpc_dir))
+    assert set(metrics["torch"]) == {"acc", "f1"} and 0 <= metrics["torch"]["acc"] <= 1
+    assert metrics["onnx"]["retention"]["acc"] == pytest.approx(1.0)  # the same predictions
+
+
+def test_a_cross_encoder_without_a_graph_says_how_to_add_it(tmp_path, tokenizer_path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    module = teacher("stsb")
+    path = export_cross_encoder(tmp_path / "ce", module.model, tokenizer, module.task, MAX_LENGTH)
+    with pytest.raises(FileNotFoundError, match=r"no such graph encoder; add it with .*export\.onnx"):
+        load_cross_encoder(path, "onnx-int8")
+    add_onnx(path, backends=["onnx"])  # OpenVINO needs calibration pairs: not written without them
+    assert set(verify(path, KIND, "")["onnx"]) == {"onnx"}
+    got = load_cross_encoder(path, "onnx").logits(["a b", "c"], ["d", "e f g"])
+    assert got.shape == (2, 1)  # a regression teacher's one output

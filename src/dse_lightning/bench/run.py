@@ -16,18 +16,20 @@ from types import SimpleNamespace
 import torch
 
 from ..embeddings.encode import encode_corpus
+from ..export.backends import DEFAULT
 from ..export.calibration import sample_calibration
 from ..scoring.store import student_identity
 from .data import real_sentences
 from .encode_speed import encode_speed
 from .flops import flop_bounds, teacher_flops_per_pair
 from .machine import CpuMeter, machine_info
-from .models import build_teacher, exported_student, paper_student
+from .models import exported_student, paper_student
 from .peaks import gemm_peaks
 from .rows import make_rows
 from .score_timing import time_query_encode, time_scoring
 from .search_speed import SearchContext, draw, time_search
-from .timing import memory_bandwidth, time_encode, time_teacher
+from .teacher_backends import teacher_export, teacher_model, time_teacher_backends
+from .timing import memory_bandwidth, time_encode
 from .train_speed import train_speed
 
 log = logging.getLogger(__name__)
@@ -64,17 +66,26 @@ def _scoring_phase(cfg: SimpleNamespace, st: SimpleNamespace) -> tuple[list[str]
     return cand_text, scoring, {**best, "runs_gb_per_s": [b["gb_per_s"] for b in bandwidth]}
 
 
-def _teacher_phase(cfg: SimpleNamespace, st: SimpleNamespace, cand_text: list[str]) -> tuple[dict, dict]:
-    """Teacher timings, and the FLOP bounds at the teacher's measured mean pair length."""
-    model, tokenizer = build_teacher(cfg.backbone)
-    teacher = time_teacher(model, tokenizer, st.queries, cand_text, cfg.ns, cfg)
+def _teacher_phase(
+    cfg: SimpleNamespace, st: SimpleNamespace, cand_text: list[str]
+) -> tuple[dict, dict, dict]:
+    """The cross-encoder's timings at every backend (torch's is `teacher`, what the FLOP bounds and the
+    first speed-up column read), its dev metrics per backend for a trained export, and the FLOP bounds at
+    the teacher's measured mean pair length."""
+    with tempfile.TemporaryDirectory(prefix="dse-bench-") as folder:
+        path = teacher_export(cfg, Path(folder))
+        backends = time_teacher_backends(cfg, path, st.queries, cand_text)
+        teacher = backends["timings"][DEFAULT]
+        model, tokens = teacher_model(path, teacher, st.queries, cand_text, cfg)
+    teacher["mean_pair_tokens"] = tokens
     concat = st.student.heads["concat"]
     bounds = flop_bounds(
-        teacher_flops_per_pair(model, teacher["mean_pair_tokens"]),
+        teacher_flops_per_pair(model, tokens),
         d_concat=st.student.embed_dim, hidden=concat.fc1.out_features, outputs=concat.fc2.out_features,
         d_dot=st.student.embed_dim,
     )  # fmt: skip
-    return {"backbone": cfg.backbone_name, "num_labels": 2, **teacher}, bounds
+    name = cfg.teacher or f"{cfg.backbone_name}, random classifier"
+    return {"backbone": name, "num_labels": model.config.num_labels, **teacher}, backends, bounds
 
 
 def _encode_speed_phase(cfg: SimpleNamespace, pool: list[str], sentences: list[str]) -> tuple[list, dict]:
@@ -140,7 +151,7 @@ def run(cfg: SimpleNamespace) -> dict:
     sentences, sources = real_sentences(cfg.tasks, cfg.data_dir)
     st = _student_phase(cfg, sentences, random.Random(cfg.seed))
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
-    teacher, bounds = _teacher_phase(cfg, st, cand_text)
+    teacher, teacher_backends, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
     (speed, peaks), train = _encode_speed_phase(cfg, st.pool, sentences), _train_speed_phase(cfg)
     search = _search_phase(cfg, st, sentences, scoring["chunk_tuning"]["best"], bandwidth)
@@ -151,6 +162,7 @@ def run(cfg: SimpleNamespace) -> dict:
         "data": {"sources": sources, "distinct_sentences": len(sentences)},
         "student": {"heads": student.sources, "embed_dim": student.embed_dim, "trained": bool(cfg.student)},
         "teacher": teacher,
+        "teacher_backends": teacher_backends,
         "encode": encode,
         "encode_speed": speed,
         "gemm_peaks": peaks,
@@ -159,6 +171,8 @@ def run(cfg: SimpleNamespace) -> dict:
         "memory_bandwidth": bandwidth,
         "flop_bound": bounds,
         "chunk_tuning": scoring["chunk_tuning"],
-        "rows": make_rows(cfg.ns, teacher, scoring, encode, bounds, bandwidth, student.embed_dim),
+        "rows": make_rows(
+            cfg.ns, teacher_backends["timings"], scoring, encode, bounds, bandwidth, student.embed_dim
+        ),  # fmt: skip
         "wall_s": wall_s,
     }

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..embeddings.encode import EncodeFn, encode_corpus
+from ..export.cross_encoder import PredictFn
 
 log = logging.getLogger(__name__)
 
@@ -33,29 +33,33 @@ def median_seconds(
 
 
 @torch.inference_mode()
-def teacher_pass(
-    model: nn.Module, tokenizer, query: str, candidates: list[str], batch_size: int, max_length: int
-) -> tuple[float, int]:
-    """Cross-encode `query` with every candidate: (seconds, WordPieces of all pairs without padding).
-
-    Candidates go in length order (as a serving system would batch them) so padding wastes little;
-    tokenisation is timed too, since a cross-encoder must tokenise every pair.
-    """
-    start, tokens = time.perf_counter(), 0
+def teacher_pass(predict: PredictFn, query: str, candidates: list[str], batch_size: int) -> float:
+    """Seconds to cross-encode `query` with every candidate through `predict` (a backend's: tokenisation
+    included, since a cross-encoder must tokenise every pair). Candidates go in length order, as a serving
+    system would batch them, so padding wastes little."""
+    start = time.perf_counter()
     ordered = sorted(candidates, key=len)
     for i in range(0, len(ordered), batch_size):
-        batch = ordered[i : i + batch_size]
-        feats = tokenizer([query] * len(batch), batch, truncation=True, max_length=max_length,
-                          padding=True, return_tensors="pt")  # fmt: skip
-        model(**feats)
-        tokens += int(feats["attention_mask"].sum())
-    return time.perf_counter() - start, tokens
+        predict([(query, c) for c in ordered[i : i + batch_size]])
+    return time.perf_counter() - start
 
 
-def time_teacher(model, tokenizer, queries: list[str], candidates: list[str], ns: list[int], cfg) -> dict:
+def pair_tokens(tokenizer, queries: list[str], candidates: list[str], max_length: int) -> float:
+    """Mean WordPieces of the (query, candidate) pairs, truncated as the cross-encoder reads them."""
+    lengths = [
+        len(ids)
+        for q in queries
+        for ids in tokenizer([q] * len(candidates), candidates, truncation=True, max_length=max_length)[
+            "input_ids"
+        ]
+    ]
+    return sum(lengths) / len(lengths)
+
+
+def time_teacher(predict: PredictFn, queries: list[str], candidates: list[str], ns: list[int], cfg) -> dict:
     """Per N: the median time of 1 query x N candidates, measured while within `cfg.teacher_budget`
     seconds, else extrapolated linearly from the largest N measured (marked `extrapolated`)."""
-    out, spent, tokens, pairs, per_pair = {}, 0.0, 0, 0, None
+    out, spent, pairs, per_pair = {}, 0.0, 0, None
     for n in sorted(ns):
         if per_pair is not None and spent + per_pair * n > cfg.teacher_budget:
             out[n] = {"seconds": per_pair * n, "extrapolated": True, "queries": 0}
@@ -64,15 +68,12 @@ def time_teacher(model, tokenizer, queries: list[str], candidates: list[str], ns
         for query in queries[: cfg.teacher_queries]:
             if times and spent + statistics.median(times) > cfg.teacher_budget:
                 break
-            seconds, toks = teacher_pass(
-                model, tokenizer, query, candidates[:n], cfg.batch_size, cfg.max_length
-            )
-            times.append(seconds)
-            spent, tokens, pairs = spent + seconds, tokens + toks, pairs + n
-            log.info("teacher: N=%d query %d: %.2f s", n, len(times), seconds)
+            times.append(teacher_pass(predict, query, candidates[:n], cfg.batch_size))
+            spent, pairs = spent + times[-1], pairs + n
+            log.info("cross-encoder: N=%d query %d: %.2f s", n, len(times), times[-1])
         out[n] = {"seconds": statistics.median(times), "extrapolated": False, "queries": len(times)}
         per_pair = out[n]["seconds"] / n
-    return {"by_n": out, "mean_pair_tokens": tokens / pairs, "measured_s": spent, "pairs_measured": pairs}
+    return {"by_n": out, "measured_s": spent, "pairs_measured": pairs}
 
 
 def max_rss_mib() -> float:

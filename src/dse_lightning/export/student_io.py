@@ -19,8 +19,8 @@ from ..data.tasks import TaskSpec
 from ..embeddings.encode import EncodeFn, encode_corpus
 from ..models.components.heads import PairHead
 from ..models.components.student import SiameseStudent
-from ..store import publish, verify
-from .backends import BACKENDS, DEFAULT, Backend, get_backend
+from ..store import publish
+from .backends import DEFAULT, Backend, get_backend, verify_served
 
 KIND = "student export"
 
@@ -51,13 +51,7 @@ def verify_export(path: str | Path, remedy: str | None = None, serving: Backend 
     the backends other than `serving` (None: but every graph), so that one bad graph makes only its own
     backend refuse."""
     remedy = remedy or "export it again (rerun the training command) or restore the folder from a copy"
-    others = [b for b in BACKENDS.values() if b.file and b is not serving]
-    return verify(
-        path,
-        KIND,
-        remedy,
-        skip=lambda rel: not (serving and serving.owns(rel)) and any(b.owns(rel) for b in others),
-    )
+    return verify_served(path, KIND, remedy, serving)
 
 
 class ExportedStudent:

@@ -14,7 +14,10 @@ below for the package's own, or in the module that defines it anywhere else.
 
 from __future__ import annotations
 
-from .base import GRAPHS, Backend, Writing
+from pathlib import Path
+
+from ...store import verify
+from .base import GRAPHS, Backend, GraphBackend, Run, Writing
 from .onnx import Onnx, OnnxInt8
 from .openvino import OpenVino, OpenVinoInt8
 from .torch import Torch
@@ -37,8 +40,32 @@ def get_backend(name: str) -> Backend:
     return BACKENDS[name]
 
 
+def verify_served(path: str | Path, kind: str, remedy: str, serving: Backend | None = None) -> dict:
+    """The meta of the export at `path` (a student's or a cross-encoder's, by `kind`) after checking its
+    files against its manifest: every file but the graphs of the backends other than `serving` (None:
+    but every graph), so that one bad graph makes only its own backend refuse."""
+    others = [b for b in BACKENDS.values() if b.file and b is not serving]
+    return verify(
+        path,
+        kind,
+        remedy,
+        skip=lambda rel: not (serving and serving.owns(rel)) and any(b.owns(rel) for b in others),
+    )
+
+
 _BUILTIN = (Torch(), Onnx(), OnnxInt8(), OpenVino(), OpenVinoInt8())
 for _backend in _BUILTIN:
     register(_backend)
 
-__all__ = ["BACKENDS", "DEFAULT", "GRAPHS", "Backend", "Writing", "get_backend", "register"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT",
+    "GRAPHS",
+    "Backend",
+    "GraphBackend",
+    "Run",
+    "Writing",
+    "get_backend",
+    "register",
+    "verify_served",
+]

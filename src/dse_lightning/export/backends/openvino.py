@@ -1,14 +1,15 @@
-"""OpenVINO fp32 and static int8 encoders for a transformer student's export, from its ONNX graph.
+"""OpenVINO fp32 and static int8 graphs of a transformer student's export (or a cross-encoder's), from its
+ONNX graph.
 
 Why static int8 beside onnxruntime's dynamic int8: a dynamic graph measures each batch's activation range
 and quantizes it at run time, on every MatMul; a static one reads ranges fixed by calibration, so only the
 int8 GEMMs are left. The sentence-transformers docs measured OpenVINO static int8 at 4.78x fp32 against
 2.34x for ONNX dynamic int8. The quantization is NNCF's post-training `quantize` for transformers
 (SmoothQuant, softmax and layer norms kept in float: what `export_static_quantized_openvino_model` asks
-optimum-intel for), calibrated on a seeded sample of the export's task's train sentences (export/
-calibration.py); the sample is recorded in the export's meta. Both graphs run with fp32 precision for
-what is not int8: OpenVINO would otherwise pick bf16 on a CPU with native bf16, and "fp32" would not mean
-fp32.
+optimum-intel for), calibrated on a seeded sample of the export's task's train sentences (a
+cross-encoder: train pairs; export/calibration.py); the sample is recorded in the export's meta. Both
+graphs run with fp32 precision for what is not int8: OpenVINO would otherwise pick bf16 on a CPU with
+native bf16, and "fp32" would not mean fp32.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ...embeddings.encode import EncodeFn
-from .base import Backend, Writing
-from .onnx import GraphEncoder, fp32_graph, writing_feed
+from .base import GraphBackend, Run, Writing
+from .onnx import fp32_graph
 
 CALIBRATION_BATCH = 32
 
@@ -31,7 +31,7 @@ def _save(model, path: Path) -> None:
     ov.save_model(model, str(path), compress_to_fp16=False)
 
 
-def compile_openvino(graph: Path):
+def compile_openvino(graph: Path) -> Run:
     """`run(feed) -> ndarray`: the IR compiled for the CPU with the torch path's threads, fp32 precision."""
     import openvino as ov
 
@@ -44,7 +44,7 @@ def compile_openvino(graph: Path):
     return lambda feed: request.infer(feed)[0].copy()  # the request reuses its output buffer
 
 
-class OpenVino(Backend):
+class OpenVino(GraphBackend):
     """The fp32 IR of the export's ONNX graph (written with the int8 one, when calibrating)."""
 
     name = "openvino"
@@ -58,8 +58,8 @@ class OpenVino(Backend):
 
         _save(ov.convert_model(str(fp32_graph(writing))), writing.folder / self.file)
 
-    def load(self, folder: Path, spec: dict, device: str) -> EncodeFn:
-        return GraphEncoder.of(folder, spec, compile_openvino(folder / self.file))
+    def compile(self, graph: Path) -> Run:
+        return compile_openvino(graph)
 
 
 class OpenVinoInt8(OpenVino):
@@ -77,10 +77,8 @@ class OpenVinoInt8(OpenVino):
 
         if not writing.calibration:
             raise ValueError(f"{self.name}: static int8 needs calibration sentences (--openvino TASK)")
-        feed, sentences = writing_feed(writing), writing.calibration
-        batches = [
-            feed(sentences[i : i + CALIBRATION_BATCH]) for i in range(0, len(sentences), CALIBRATION_BATCH)
-        ]
+        feed, inputs = writing.feed(), writing.calibration  # sentences, or a cross-encoder's pairs
+        batches = [feed(inputs[i : i + CALIBRATION_BATCH]) for i in range(0, len(inputs), CALIBRATION_BATCH)]
         quantized = nncf.quantize(
             ov.convert_model(str(fp32_graph(writing))),
             nncf.Dataset(batches),
