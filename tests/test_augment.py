@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import MRPC_HEADER, make_cfg, mrpc_rows, write_tsv
 from dse_lightning.augment import Perturb, Recombine, TransferSet
@@ -187,3 +188,38 @@ def test_the_pool_is_train_and_corpus_sentences_without_dev_ones(tmp_path: Path,
     sentences = {s for pair in source.generate(ctx, every) for s in pair}
     train = set(data.raw("train")["sentence1"]) | set(data.raw("train")["sentence2"])
     assert sentences == train | {"The company said that shares rose sharply."}  # and no dev sentence
+
+
+def test_a_graph_backend_labels_the_transfer_set_as_the_teacher_does(tmp_path: Path) -> None:
+    """`teacher.backend=onnx`: the same teacher (reused), its export's fp32 graph made once in the store,
+    labels the transfer pairs within float noise of torch's labels; that is another transfer set and another
+    student (their keys name the backend; torch's do not, so they stay as they were)."""
+    data = disjoint_glue(tmp_path)
+    aug = [*AUG, "augment=pairs", "augment.generators.recombine.samplers=[bm25]"]
+    fp32 = train(make_cfg(tmp_path, data, "torch", *aug))
+    graph = train(make_cfg(tmp_path, data, "onnx", *aug, "teacher.backend=onnx"))
+    assert graph.teacher.reused and graph.teacher.key == fp32.teacher.key
+    assert graph.student.key != fp32.student.key and not graph.student.reused
+    sets = {}
+    for folder in (tmp_path / "cache" / "transfer" / "mrpc").glob("*/pairs.json"):
+        logits = torch.load(folder.parent / "logits.pt", weights_only=False)
+        sets[folder.parent.name] = (json.loads(folder.read_text()), logits)
+    assert len(sets) == 2  # one per backend, the same pairs
+    (pairs_a, logits_a), (pairs_b, logits_b) = sets.values()
+    assert pairs_a == pairs_b and len(pairs_a) == graph.student.targets["transfer_pairs"] > 0
+    values = [x["logits"] for x in (logits_a, logits_b)]
+    torch.testing.assert_close(values[0], values[1], rtol=0, atol=1e-4)
+    graphs = list((tmp_path / "cache" / "teacher_graphs" / "mrpc").glob("*/onnx/model.onnx"))
+    assert len(graphs) == 1  # made once, from the teacher's export
+
+
+def test_teacher_backend_must_be_a_graph_backend(tmp_path: Path) -> None:
+    from dse_lightning.pipeline.graph_teacher import graph_backend
+
+    data = disjoint_glue(tmp_path)
+    assert graph_backend(make_cfg(tmp_path, data, "r")) is None  # torch: the module itself
+    assert (
+        graph_backend(make_cfg(tmp_path, data, "r", "teacher.backend=openvino-int8")).name == "openvino-int8"
+    )
+    with pytest.raises(ValueError, match=r"backend='int4': expected one of"):
+        graph_backend(make_cfg(tmp_path, data, "r", "teacher.backend=int4"))

@@ -51,8 +51,12 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
     data = without_added_defaults(
         {k: v for k, v in config_dict(cfg.data).items() if k not in paths}, {"holdout": None}
     )
+    # A teacher served by a graph labels transfer pairs otherwise: another student (torch: keys as before).
+    backend = cfg.teacher.get("backend", "torch")
+    labelled_by = {} if backend == "torch" else {"teacher_backend": backend}
     return sha256_json(
         {
+            **labelled_by,
             "teacher": teacher.key,
             "student": config_dict(cfg.student),
             "distill": _as_float_alpha(config_dict(cfg.distill)),

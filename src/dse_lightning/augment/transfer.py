@@ -7,7 +7,8 @@ with provenance), keyed by the teacher(s), the data and the generator's config: 
 student, and by every transfer set that uses that generator (augment=both reuses pairs' and tang's).
 The teacher labels them through the one teacher-inference path (pipeline/inference.py) with a Trainer of
 the run's `trainer=` (under DDP every process labels its share), in chunks that rank 0 saves to
-`<key>.work/`, so a killed run goes on from the last whole chunk.
+`<key>.work/`, so a killed run goes on from the last whole chunk. `teacher.backend` (torch by default)
+may serve the teacher by a graph of its export instead (pipeline/graph_teacher.py: int8, faster).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..logits import KeyedLogits, Provenance, read_logits, save_logits
 from ..models.teacher_module import TeacherModule
 from ..pipeline.common import build_predictor
 from ..pipeline.distributed import wait_for_rank_zero
+from ..pipeline.graph_teacher import graph_backend, graph_teacher
 from ..pipeline.inference import PairRows, predict_logits
 from ..results import TeacherResult
 from ..scoring.corpus import read_stream
@@ -110,6 +112,8 @@ class TransferSet(NoTransfer):
         data = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}  # train: the pool; the rest: banned
         teachers = [t.key for t in self.base.labellers(ctx)]
         spec = {"generator": generator.describe(), "corpus": corpus, "seed": self.seed, "data": data}
+        if (backend := graph_backend(ctx.cfg)) is not None:  # other labels; torch's keys stay as they were
+            spec["teacher_backend"] = backend.name
         return sha256_json({"teacher": teachers[0] if len(teachers) == 1 else teachers, **spec})[:16]
 
     def build(self, ctx: TargetContext) -> StudentTargets:
@@ -241,8 +245,11 @@ def labeller(
     ctx: TargetContext, trainer: pl.Trainer, teacher: TeacherResult
 ) -> Callable[[PairRows], torch.Tensor]:
     """How a labeller scores new pairs (N, C), in the rows' order: a cross-encoder through the one inference
-    path on the run's trainer, or a siamese ensemble member (no checkpoint) through its student export."""
+    path on the run's trainer (served by `teacher.backend`: torch, or a graph of its export), or a siamese
+    ensemble member (no checkpoint) through its student export."""
     if not teacher.checkpoint and teacher.export:  # a siamese member: the export of a student
         return lambda rows: siamese.label(teacher, ctx.task, rows)
     module = TeacherModule.load_from_checkpoint(teacher.checkpoint, map_location="cpu", weights_only=False)
+    if (backend := graph_backend(ctx.cfg)) is not None:
+        module = graph_teacher(ctx.cfg, ctx.data, trainer, teacher, module, backend)
     return lambda rows: predict_logits(trainer, module, rows).values

@@ -25,6 +25,7 @@ from ..export.cross_encoder import KIND, export_cross_encoder, load_cross_encode
 from ..export.evaluate import backend_metrics
 from ..export.onnx import add_onnx
 from ..store import read_meta
+from ..utils.portable import weight_hashes
 from .models import build_teacher
 from .timing import pair_tokens, time_teacher
 
@@ -55,7 +56,8 @@ def teacher_export(cfg: SimpleNamespace, folder: Path) -> Path:
 def time_teacher_backends(
     cfg: SimpleNamespace, path: Path, queries: list[str], candidates: list[str]
 ) -> dict:
-    """{backend: its timings per N} and, for a trained export, {backend: dev metrics (and retention)}."""
+    """{backend: its timings per N}, for a trained export {backend: dev metrics (and retention)}, the
+    calibration sample and the export's weight hashes."""
     timings = {}
     for name in cfg.teacher_backends:
         log.info("cross-encoder backend %s", name)
@@ -64,7 +66,12 @@ def time_teacher_backends(
     if cfg.teacher:
         quality = backend_metrics(path, cfg.teacher_task, cfg.teacher_backends, "dev", cfg.data_dir)
     calibration = read_meta(path, KIND).get("calibration", {}).get("source")
-    return {"timings": timings, "dev_metrics": quality, "calibration": calibration}
+    return {
+        "timings": timings,
+        "dev_metrics": quality,
+        "calibration": calibration,
+        "weights": weight_hashes(path),  # what was timed, wherever its folder was
+    }
 
 
 def teacher_model(path: Path, timing: dict, queries: list[str], candidates: list[str], cfg: SimpleNamespace):

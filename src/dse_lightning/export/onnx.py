@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..store import publish, read_manifest
@@ -40,23 +40,21 @@ def _verified(path: Path) -> tuple[str, type[Writing], dict]:
     return KIND, Writing, spec
 
 
-def add_onnx(
+def graphs_writer(
     path: str | Path,
     calibration: list | None = None,
     calibration_source: str = "",
     backends: Iterable[str] | None = None,
-) -> dict:
-    """Write `backends` (default: every registered backend with files; those written with calibration
-    only when `calibration` inputs are given, `calibration_source` saying where they came from) into a
-    transformer student's export (calibration: sentences) or a CrossEncoder export (sentence pairs), as a
-    new version of the artifact; the export's spec afterwards. Backends added before and not written
-    again stay."""
+) -> tuple[str, Callable[[Path], dict]]:
+    """The export's kind and `write(tmp) -> meta`, which puts the export at `path` with `backends`' files
+    into `tmp` (see `add_onnx`): for `publish` onto the export itself, or into a store's own artifact."""
     path = Path(path)
     kind, writing_type, spec = _verified(path)
     chosen = [get_backend(n) for n in backends] if backends is not None else list(BACKENDS.values())
     written = [b for b in chosen if b.file and (calibration or not b.with_calibration)]
 
     def write(tmp: Path) -> dict:
+        log.info("writing %s of %s", [b.name for b in written], path)
         shutil.copytree(path, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("manifest.json"))
         writing = writing_type(path, tmp, spec, calibration)
         for backend in written:
@@ -70,13 +68,27 @@ def add_onnx(
         if not calibration:
             return {**spec, GRAPHS: graphs}
         sample = {"source": calibration_source, "sentences": len(calibration)}
-        return {**spec, GRAPHS: graphs, "calibration": sample | {"sha256": _checksum(calibration)}}
+        return {**spec, GRAPHS: graphs, "calibration": sample | {"sha256": calibration_checksum(calibration)}}
 
-    log.info("writing %s into %s", [b.name for b in written], path)
+    return kind, write
+
+
+def add_onnx(
+    path: str | Path,
+    calibration: list | None = None,
+    calibration_source: str = "",
+    backends: Iterable[str] | None = None,
+) -> dict:
+    """Write `backends` (default: every registered backend with files; those written with calibration
+    only when `calibration` inputs are given, `calibration_source` saying where they came from) into a
+    transformer student's export (calibration: sentences) or a CrossEncoder export (sentence pairs), as a
+    new version of the artifact; the export's spec afterwards. Backends added before and not written
+    again stay."""
+    kind, write = graphs_writer(path, calibration, calibration_source, backends)
     return publish(path, kind, write, writer=True).meta
 
 
-def _checksum(calibration: list) -> str:
+def calibration_checksum(calibration: list) -> str:
     """sha256 of the calibration sentences, one per line (pairs: the two sides joined by a tab)."""
     return sentences_checksum(x if isinstance(x, str) else "\t".join(x) for x in calibration)
 

@@ -61,7 +61,8 @@ def by_content(node, named: dict[str, str]):
 
 def teacher_key(cfg: DictConfig, dm: GluePairDataModule, inputs: list[dict]) -> str:
     """The store key; `inputs` (TeacherSource.inputs) enter it by content, wherever the config names them."""
-    teacher = {k: v for k, v in config_dict(cfg.teacher).items() if k != "retrain"}
+    # backend: how it labels transfer pairs, not what it is (its logits come from torch)
+    teacher = {k: v for k, v in config_dict(cfg.teacher).items() if k not in ("retrain", "backend")}
     teacher = without_added_defaults(teacher, {"both_orders": False})
     task = {k: v for k, v in config_dict(cfg.task).items() if k != "symmetric"}  # gates an option only
     return sha256_json(
