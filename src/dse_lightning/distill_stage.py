@@ -41,6 +41,7 @@ from .store import Artifact, Store, retire_work
 from .sweep import job_overrides
 from .targets import TargetContext, TargetSource
 from .utils.io import locked, sha256_json
+from .utils.portable import weight_hashes
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,12 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
     # A teacher served by a graph labels transfer pairs otherwise: another student (torch: keys as before).
     backend = cfg.teacher.get("backend", "torch")
     labelled_by = {} if backend == "torch" else {"teacher_backend": backend}
+    # The intermediate term, when there is one (none: keys as before): its source by content, not its path.
+    matched = {"intermediate": intermediate_spec(cfg)} if cfg.get("intermediate") else {}
     return sha256_json(
         {
             **labelled_by,
+            **matched,
             "teacher": teacher.key,
             "student": config_dict(cfg.student),
             "distill": _as_float_alpha(config_dict(cfg.distill)),
@@ -75,6 +79,12 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
         }
     )[:16]
+
+
+def intermediate_spec(cfg: DictConfig) -> dict:
+    """The intermediate term's config with its source folder named by its weights' sha256."""
+    spec = config_dict(cfg.intermediate)
+    return {**spec, "source": weight_hashes(spec["source"]) or spec["source"]}
 
 
 def _as_float_alpha(distill: dict) -> dict:
@@ -122,7 +132,13 @@ class DistillStage:
         dm = self.data(targets=targets)
         student = build_student(cfg.student, task)
         make_module = instantiate(cfg.student.module, _partial_=True, _convert_="object")
-        module = make_module(task=task, student=student, loss=self.loss, teacher=targets and targets.online)
+        module = make_module(
+            task=task,
+            student=student,
+            loss=self.loss,
+            teacher=targets and targets.online,
+            intermediate=instantiate(cfg.intermediate) if cfg.get("intermediate") else None,
+        )
         trainer, ckpt_cb = build_trainer(
             cfg, task, self.run_dir / "student", cfg.student.max_epochs, work / "checkpoints"
         )

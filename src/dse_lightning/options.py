@@ -10,6 +10,8 @@ are a teacher source's (`option_errors`, pipeline/teacher.py).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,9 +79,26 @@ def _encoder_errors(cfg: DictConfig) -> list[str]:
     return layer_errors(config.num_hidden_layers, enc.num_layers, enc.keep_layers, f"backbone {backbone}")
 
 
+def _intermediate_errors(cfg: DictConfig) -> list[str]:
+    """An intermediate-layer term needs a transformer student and a source folder (checked before work;
+    the layer mapping against both models' depths when the student is built)."""
+    node = cfg.get("intermediate")
+    if not node:
+        return []
+    errors = []
+    if not str(cfg.student.get("encoder", {}).get("_target_", "")).endswith("TransformerEncoder"):
+        errors.append(
+            f"intermediate: hidden states to match need a transformer student (student=dse), not "
+            f"student={cfg.student.name}"
+        )
+    if not Path(str(node.source)).is_dir():
+        errors.append(f"intermediate.source={node.source}: no such folder (a student export or a backbone)")
+    return errors
+
+
 def _distill_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     errors = at_least(cfg, "student.max_epochs", 1) + at_least(cfg, "student.batch_size", 1)
-    errors += _encoder_errors(cfg)
+    errors += _encoder_errors(cfg) + _intermediate_errors(cfg)
     alpha = cfg.distill.get("alpha", 0.5)
     if not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
         errors.append(f"distill.alpha={alpha}: must be in [0, 1] (0: labels only, 1: teacher only)")

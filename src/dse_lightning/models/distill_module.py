@@ -1,6 +1,7 @@
 """DistillModule: a siamese student trained on gold labels and the teacher's logits.
 
 loss = (1 - alpha) * task_loss + alpha * distill(student_logits, teacher_logits)   (losses.DistillLoss)
+       [+ weight * intermediate(student hidden states, a frozen source's)]   (components/intermediate.py)
 Batches come from the sentence view: the batch's distinct sentences are encoded once and the pairs
 index into them, so a sentence shared by several pairs costs one forward pass.
 """
@@ -16,6 +17,7 @@ from torch import nn
 from ..data.tasks import TaskSpec
 from ..losses import DistillLoss
 from .base import PairTaskModule
+from .components.intermediate import HiddenStateMatch
 from .components.student import SiameseStudent
 
 
@@ -31,14 +33,23 @@ class DistillModule(PairTaskModule):
         warmup_ratio: float = 0.1,
         teacher: nn.Module | None = None,
         head_lr: float | None = None,
+        intermediate: HiddenStateMatch | None = None,
     ) -> None:
         super().__init__(task)
-        self.save_hyperparameters(ignore=["student", "loss", "teacher"])
+        self.save_hyperparameters(ignore=["student", "loss", "teacher", "intermediate"])
         self.student = student
         self.student.train()  # pretrained backbones load in eval mode
         self.loss = loss
         # Online targets: a frozen TeacherModule scores each train batch's pairs (batch["pair"]).
         self.teacher = teacher.eval().requires_grad_(False) if teacher is not None else None
+        self.intermediate = intermediate
+        if intermediate is not None:
+            backbone = getattr(student.encoder, "backbone", None)
+            if not hasattr(student.encoder, "encode_states"):
+                raise ValueError(
+                    "intermediate: hidden states to match need a transformer student (student=dse)"
+                )
+            intermediate.check(backbone)
 
     def lr_by_prefix(self) -> dict[str, float] | None:
         # The pair head starts from random weights while the encoder is pretrained: it may learn faster.
@@ -65,12 +76,24 @@ class DistillModule(PairTaskModule):
         # No teacher logits on dev: the evaluation loss is the task loss alone.
         return self.task.kind.task_loss(logits, batch["labels"])
 
+    def _logits_and_intermediate(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.intermediate is None:
+            return self(batch), None
+        features = batch["sentences"]
+        emb, states = self.student.encoder.encode_states(
+            features["input_ids"], features["attention_mask"], features.get("token_type_ids")
+        )
+        return self.student.head(emb[batch["a"]], emb[batch["b"]]), self.intermediate(states, features)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
+        logits, hidden = self._logits_and_intermediate(batch)
         parts = self.loss(logits, batch["labels"], self._targets(batch), batch.get("has_label"))
         bs = len(batch["ids"])
-        self.log("train/loss", parts["loss"], prog_bar=True, batch_size=bs)
-        self.log_dict(
-            {"train/task_loss": parts["task"], "train/distill_loss": parts["distill"]}, batch_size=bs
-        )
-        return parts["loss"]
+        logged = {"train/task_loss": parts["task"], "train/distill_loss": parts["distill"]}
+        loss = parts["loss"]
+        if hidden is not None:
+            loss = loss + self.intermediate.weight * hidden
+            logged["train/intermediate_loss"] = hidden
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log_dict(logged, batch_size=bs)
+        return loss

@@ -1,0 +1,114 @@
+"""Intermediate-layer distillation: the hidden-state term, its checks, and a student trained with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModel, BertConfig, BertModel
+
+from conftest import MRPC_HEADER, NO_DROPOUT, TINY_BERT, make_cfg, mrpc_rows, write_tsv
+from dse_lightning.models.components.intermediate import HiddenStateMatch
+from dse_lightning.train import train
+
+CONFIG = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
+
+
+def bert(layers: int, seed: int) -> BertModel:
+    torch.manual_seed(seed)
+    return BertModel(BertConfig(**{**CONFIG, "num_hidden_layers": layers}, **NO_DROPOUT)).eval()
+
+
+def features(lengths: list[int]) -> dict[str, torch.Tensor]:
+    """Right-padded token ids of the given lengths."""
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = torch.arange(100, 100 + n)
+    return {"input_ids": ids, "attention_mask": (ids > 0).long(), "token_type_ids": torch.zeros_like(ids)}
+
+
+def states(model: BertModel, feats: dict) -> tuple[torch.Tensor, ...]:
+    return model(**feats, output_hidden_states=True).hidden_states
+
+
+def test_the_term_is_zero_on_the_source_itself_and_reads_only_real_tokens() -> None:
+    source, feats = bert(4, 0), features([5, 3])
+    match = HiddenStateMatch(source, [[2, 2], [4, 4]])
+    assert match(states(source, feats), feats).item() == pytest.approx(0.0, abs=1e-10)
+    other = HiddenStateMatch(source, [[1, 2], [2, 4]])
+    student_states = [s.detach().clone().requires_grad_(True) for s in states(bert(2, 1), feats)]
+    term = other(student_states, feats)
+    assert term.item() > 0
+    term.backward()  # into the student's states, not into the frozen source
+    assert student_states[1].grad is not None and student_states[1].grad[1, 3:].abs().sum() == 0  # padding
+    assert all(p.grad is None and not p.requires_grad for p in source.parameters())
+    padded = [s.clone() for s in student_states]
+    for s in padded:
+        s.data[1, 3:] += 100.0  # what a padded position holds does not count
+    assert other(padded, feats).item() == pytest.approx(term.item())
+    match.train()
+    assert not match.source.training  # frozen: eval mode whatever the module is asked
+
+
+def test_a_mapping_the_models_cannot_meet_is_refused() -> None:
+    source = bert(4, 0)
+    with pytest.raises(ValueError, match=r"intermediate.layers: \[3, 4\] but the student has 2 layers"):
+        HiddenStateMatch(source, [[3, 4]]).check(bert(2, 0))
+    with pytest.raises(ValueError, match=r"\[1, 5\] but the student has 2 layers and the source 4"):
+        HiddenStateMatch(source, [[1, 5]]).check(bert(2, 0))
+    wide = BertModel(BertConfig(**{**CONFIG, "hidden_size": 64}))
+    with pytest.raises(ValueError, match="intermediate.source: hidden size 32 .* student's 64"):
+        HiddenStateMatch(source, [[1, 2]]).check(wide)
+    with pytest.raises(ValueError, match="must map at least one layer"):
+        HiddenStateMatch(source, [])
+
+
+def glue(tmp_path: Path) -> Path:
+    write_tsv(tmp_path / "g/MRPC/train.tsv", MRPC_HEADER, mrpc_rows(32), bom=True)
+    write_tsv(tmp_path / "g/MRPC/dev.tsv", MRPC_HEADER, mrpc_rows(8), bom=True)
+    return tmp_path / "g"
+
+
+def test_a_shallow_student_trains_with_the_term_of_a_deeper_source(
+    tmp_path: Path, tiny_backbone: Path
+) -> None:
+    """`intermediate=hidden`: a 2-layer dse student matched to a saved 4-layer encoder (its layers 2 and 4);
+    another student than without the term (the key names the source by its weights), the source not in the
+    export."""
+    data = glue(tmp_path)
+    common = [
+        "student=dse",
+        "student.max_epochs=1",
+        "student.encoder.num_layers=2",
+        "student.encoder.pooling.k=2",
+    ]
+    plain = train(make_cfg(tmp_path, data, "plain", *common))
+    matched = train(
+        make_cfg(
+            tmp_path, data, "matched", *common, "intermediate=hidden", f"intermediate.source={tiny_backbone}",
+            "intermediate.layers=[[1,2],[2,4]]",
+        )
+    )  # fmt: skip
+    assert matched.student.key != plain.student.key and matched.teacher.key == plain.teacher.key
+    export = Path(matched.student.export)
+    assert AutoModel.from_pretrained(export).config.num_hidden_layers == 2  # the student only
+
+
+def test_intermediate_needs_a_transformer_student(tmp_path: Path, tiny_backbone: Path) -> None:
+    cfg = make_cfg(
+        tmp_path,
+        glue(tmp_path),
+        "r",
+        "student=bilstm",
+        "intermediate=hidden",
+        f"intermediate.source={tiny_backbone}",
+    )
+    with pytest.raises(Exception, match="intermediate: hidden states to match need a transformer student"):
+        train(cfg)  # before the teacher is fitted
+    assert not (tmp_path / "cache" / "teachers").exists()
+    missing = make_cfg(
+        tmp_path, glue(tmp_path), "r", "student=dse", "intermediate=hidden", "intermediate.source=/no/x"
+    )
+    with pytest.raises(Exception, match="intermediate.source=/no/x: no such folder"):
+        train(missing)
