@@ -14,6 +14,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from conftest import TINY_BERT
 from dse_lightning.bench import encode_speed
 from dse_lightning.bench.__main__ import main as bench_main
+from dse_lightning.bench.corpus import distinct_corpus
+from dse_lightning.bench.corpus import main as corpus_main
 from dse_lightning.bench.flops import concat_flops, encode_flops, flop_bounds, teacher_flops_per_pair
 from dse_lightning.bench.rows import make_rows
 from dse_lightning.config import embedded_model_dir, load_task
@@ -284,3 +286,52 @@ def test_bench_times_a_trained_teacher_and_its_dev_metrics(
     assert "| onnx |" in (out / "results.md").read_text()
     with pytest.raises(SystemExit):  # an export without its task: refused before any work
         bench_main(["--teacher", str(export), "--out", str(tmp_path / "no")])
+
+
+def test_a_distinct_corpus_keeps_the_real_sentences_first_and_each_string_once() -> None:
+    real = [
+        "the cat sat on the mat today",
+        "shares rose five percent on monday",
+        "the cat sat on the mat today",
+    ]
+    corpus = distinct_corpus(real, 40, seed=3)
+    assert corpus[:2] == real[:2] and len(corpus) == len(set(corpus)) == 40
+    assert corpus == distinct_corpus(real, 40, seed=3) and corpus != distinct_corpus(real, 40, seed=4)
+    with pytest.raises(ValueError, match="distinct sentences after 50 rounds, not 100"):
+        distinct_corpus(["a b"], 100)  # two words have few variants
+
+
+def test_bench_search_rows_over_a_corpus_of_distinct_sentences(
+    tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path
+) -> None:
+    """`--search-corpus`: every row a different sentence of the made corpus, none of them a query."""
+    corpus = tmp_path / "corpus.txt"
+    corpus_main(["--size", "300", "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--out", str(corpus)])
+    lines = corpus.read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 300
+    out = tmp_path / "bench"
+    bench_main(
+        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
+         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
+         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
+         "--encode-layers", "--train-steps", "0", "--teacher-backends", "torch",
+         "--search-ns", "100", "250", "--search-queries", "6", "--search-corpus", str(corpus),
+         "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
+         "--two-stage-ns", "250", "--shortlists", "20", "--two-stage-queries", "4", "--search-modes", "exact",
+         "--search-dtypes", "float32", "--two-stage-modes", "exact"]
+    )  # fmt: skip
+    search = json.loads((out / "results.json").read_text())["search"]
+    assert (
+        search["pool"] == 250 and search["corpus"]["distinct"] and search["pool_encode"]["sentences"] == 250
+    )
+    exact = {r["n"]: r for r in search["rows"]}
+    assert exact[250]["recall@10"] == 1.0
+    assert "distinct sentences of a made corpus" in (out / "results.md").read_text()
+    with pytest.raises(ValueError, match="distinct sentences, not 5000"):
+        bench_main(
+            ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
+             "--encode-sentences", "30", "--hidden", "16", "--copy-gib", "0.001", "--chunks", "8",
+             "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone),
+             "--out", str(tmp_path / "b2"), "--encode-layers", "--train-steps", "0", "--teacher-backends",
+             "torch", "--search-ns", "5000", "--search-corpus", str(corpus), "--two-stage-ns"]
+        )  # fmt: skip

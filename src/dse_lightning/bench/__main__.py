@@ -18,7 +18,7 @@ from transformers import logging as hf_logging
 from ..config import embedded_model_dir
 from ..embeddings.ann import MODES, Search
 from ..embeddings.compact import DTYPES
-from ..export.backends import DEFAULT
+from ..export.backends import BACKENDS, DEFAULT
 from ..utils.io import write_json
 from ..utils.portable import portable, used_embedded_models
 from .report import bounds_lines, write_markdown, write_plot
@@ -81,6 +81,19 @@ def parse_args(argv: list[str] | None = None) -> SimpleNamespace:
         "bench's student; its random concat head makes the two-stage agreement meaningless)",
     )
     g.add_argument("--search-pool", type=int, default=20000, help="real sentences encoded for those rows")
+    g.add_argument(
+        "--search-corpus",
+        default=None,
+        help="a file of distinct sentences, one per line (python -m dse_lightning.bench.corpus): the rows "
+        "are its first max N sentences outside the queries, each a different one, instead of draws "
+        "with replacement from --search-pool real ones",
+    )
+    g.add_argument(
+        "--search-backend",
+        default=DEFAULT,
+        choices=BACKENDS,
+        help="how the --search-student export encodes the pool (its graphs: dse_lightning.export.onnx)",
+    )
     g.add_argument("--search-queries", type=int, default=200, help="queries whose recall is measured")
     g.add_argument("--timed-queries", type=int, default=20, help="single queries timed per row (median)")
     g.add_argument("--search-dtypes", nargs="+", choices=DTYPES, default=list(DTYPES), help="exact rows")

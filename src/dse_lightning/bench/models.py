@@ -20,6 +20,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from ..config import load_task, student_config
 from ..embeddings.encode import EncodeFn
 from ..export import load_student
+from ..export.backends import DEFAULT
 from ..models.build import build_student
 from ..models.components import DotHead, SiameseStudent
 
@@ -68,8 +69,9 @@ def paper_student(backbone: str, max_length: int, hidden: int, name: str) -> Ben
     return BenchStudent(encode, heads, d, {k: source.format(k) for k in heads})
 
 
-def exported_student(path: str, hidden: int) -> BenchStudent:
-    student = load_student(path)
+def exported_student(path: str, hidden: int, backend: str = DEFAULT) -> BenchStudent:
+    """A trained export's encoder (served by `backend`) and its head; the other head kind random."""
+    student = load_student(path, backend)
     own, d = student.head.name, student.head.embed_dim
     heads = {
         kind: student.head if kind == own else _random_head(kind, d, hidden) for kind in ("concat", "dot")

@@ -18,7 +18,9 @@ import torch
 from ..embeddings.encode import encode_corpus
 from ..export.backends import DEFAULT
 from ..export.calibration import sample_calibration
+from ..scoring.corpus import read_stream
 from ..scoring.store import student_identity
+from ..utils.io import sha256_file
 from .data import real_sentences
 from .encode_speed import encode_speed
 from .flops import flop_bounds, teacher_flops_per_pair
@@ -27,7 +29,7 @@ from .models import exported_student, paper_student
 from .peaks import gemm_peaks
 from .rows import make_rows
 from .score_timing import time_query_encode, time_scoring
-from .search_speed import SearchContext, draw, time_search
+from .search_speed import SearchContext, draw, draw_distinct, time_search
 from .teacher_backends import teacher_export, teacher_model, time_teacher_backends
 from .timing import memory_bandwidth, time_encode
 from .train_speed import train_speed
@@ -120,27 +122,53 @@ def _train_speed_phase(cfg: SimpleNamespace) -> list[dict]:
         return train_speed(cfg, cfg.tasks[0], Path(cache))
 
 
-def _search_phase(cfg: SimpleNamespace, st: SimpleNamespace, sentences: list[str], chunk: int, bw: dict):
-    """Corpus-scale search rows (none asked: skipped): a pool of real sentences encoded by the student
-    (`--search-student`: a trained export, whose concat head the two-stage rows need), queries from the
-    sentences outside it."""
-    if not cfg.search_ns:
-        return None
-    student = exported_student(cfg.search_student, cfg.hidden) if cfg.search_student else st.student
+def _search_pool(cfg: SimpleNamespace, sentences: list[str]) -> tuple[list[str], list[str], torch.Tensor]:
+    """Queries, the pool and which pool sentence each candidate row is. Default: a pool of real sentences
+    outside the queries, rows drawn with replacement; `--search-corpus`: the file's distinct sentences
+    (outside the queries), each row a different one."""
     rng = random.Random(cfg.seed + 1)
     shuffled = rng.sample(sentences, len(sentences))
-    queries, pool = shuffled[: cfg.search_queries], shuffled[cfg.search_queries :][: cfg.search_pool]
+    queries, n_max = shuffled[: cfg.search_queries], max([*cfg.search_ns, *cfg.two_stage_ns])
+    if not cfg.search_corpus:
+        pool = shuffled[cfg.search_queries :][: cfg.search_pool]
+        return queries, pool, draw(n_max, len(pool), cfg.seed)
+    asked = set(queries)
+    pool = [s for s in read_stream(cfg.search_corpus, "--search-corpus") if s not in asked][:n_max]
+    if len(pool) < n_max or len(set(pool)) < len(pool):
+        raise ValueError(
+            f"--search-corpus {cfg.search_corpus}: {len(set(pool))} distinct sentences, not {n_max}"
+        )
+    return queries, pool, draw_distinct(n_max, cfg.seed)
+
+
+def _search_phase(cfg: SimpleNamespace, st: SimpleNamespace, sentences: list[str], chunk: int, bw: dict):
+    """Corpus-scale search rows (none asked: skipped): a pool encoded by the student (`--search-student`:
+    a trained export, whose concat head the two-stage rows need, served by `--search-backend`), queries
+    from the real sentences outside it."""
+    if not cfg.search_ns:
+        return None
+    student = st.student
+    if cfg.search_student:
+        student = exported_student(cfg.search_student, cfg.hidden, cfg.search_backend)
+    queries, pool, rows = _search_pool(cfg, sentences)
     log.info("search: encoding %d pool sentences and %d queries", len(pool), len(queries))
+    start = time.perf_counter()
     pool_emb = encode_corpus(student.encode_fn, pool, cfg.batch_size)
+    encode_s = time.perf_counter() - start
     query_emb = encode_corpus(student.encode_fn, queries, cfg.batch_size, progress=False)
-    rows = draw(max([*cfg.search_ns, *cfg.two_stage_ns]), len(pool), cfg.seed)
     ctx = SearchContext(pool_emb, query_emb, rows, cfg.top_k, cfg.timed_queries, cfg.two_stage_queries, chunk,
                         bw["gb_per_s"])  # fmt: skip
     identity = student_identity(cfg.search_student) if cfg.search_student else None  # the export's files
+    corpus = None
+    if cfg.search_corpus:
+        corpus = {"file": cfg.search_corpus, "sha256": sha256_file(cfg.search_corpus), "distinct": True}
     return {
         **time_search(cfg, ctx, student.heads["concat"]),
         "student": student.sources,
         "student_id": identity,
+        "backend": cfg.search_backend,
+        "corpus": corpus,
+        "pool_encode": {"sentences": len(pool), "seconds": encode_s, "sentences_per_s": len(pool) / encode_s},
     }
 
 

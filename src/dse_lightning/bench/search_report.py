@@ -65,11 +65,18 @@ def search_lines(results: dict) -> list[str]:
     if not search:
         return []
     k, c = results["config"]["top_k"], results["config"]
+    rows = f"Rows drawn with replacement from {search['pool']:,} real sentences' embeddings"
+    if search.get("corpus"):
+        enc = search["pool_encode"]
+        rows = (
+            f"Rows: {search['pool']:,} distinct sentences of a made corpus (bench/corpus.py, sha256 "
+            f"{search['corpus']['sha256'][:12]}), each row a different one, encoded by the "
+            f"`{search['backend']}` backend at {enc['sentences_per_s']:,.0f} sentences/s"
+        )
     return [
         "## Corpus-scale search (dot head; two-stage concat)",
         "",
-        f"Student: {search['student']['concat']}. "
-        f"Rows drawn with replacement from {search['pool']:,} real sentences' embeddings; "
+        f"Student: {search['student']['concat']}. {rows}; "
         f"{search['queries']} query sentences outside them. One query at a time, one faiss thread "
         "(threads > 1: the rows cut in that many parts scanned at once), median of "
         f"{c['timed_queries']} after a warm-up. recall@{k} is against exact float32 search over the same "

@@ -3,7 +3,8 @@ against exact float32 search, store size, peak memory and the memory floor; two-
 the full concat pass.
 
 Rows are drawn with replacement from the real embeddings (as the scoring rows are), so a sentence occurs
-many times at large N. Recall is therefore tie-aware: a returned row counts when its exact score is at
+many times at large N; or, with `--search-corpus` (bench/corpus.py), each row is a different sentence of a
+corpus of distinct ones. Recall is tie-aware: a returned row counts when its exact score is at
 least the exact 10th best (any of a sentence's copies is as good as another); `same_top10` is the share
 of queries whose 10 returned rows all count.
 """
@@ -31,6 +32,12 @@ TIE = 1e-5  # scores within this of the 10th best are ties (float32 sums of 1,53
 def draw(n: int, pool: int, seed: int) -> Tensor:
     """Which real embedding each of the n rows is (the same draw as the scoring rows)."""
     return torch.randint(pool, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def draw_distinct(n: int, seed: int) -> Tensor:
+    """Each of the n rows a different pool sentence (a pool of n distinct ones), in a seeded order: the
+    first rows of a smaller N are a random subset, not the pool's first sentences."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
 def exact_scores(unit_pool: Tensor, rows: Tensor, q: Tensor, ids: Tensor) -> Tensor:
