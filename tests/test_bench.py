@@ -220,14 +220,19 @@ def test_bench_end_to_end(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -
     assert "## Training throughput" in (out / "results.md").read_text()
 
 
+def quick(backbone: Path, data: Path, out: Path) -> list[str]:
+    """A bench run that takes seconds: one small N, few queries, no encode or training rows."""
+    return ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
+            "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
+            "--tasks", "mrpc", "--data-dir", str(data), "--backbone", str(backbone), "--out", str(out),
+            "--encode-layers", "--train-steps", "0"]  # fmt: skip
+
+
 def test_bench_search_rows(tiny_backbone: Path, mrpc_dir: Path, tmp_path: Path) -> None:
     """The fast tier's bench run: the scoring rows and the search section (no exports, no training rows)."""
     out = tmp_path / "bench"
     bench_main(
-        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
-         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
-         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "--train-steps", "0", "--teacher-backends", "torch",
+        [*quick(tiny_backbone, mrpc_dir, out), "--teacher-backends", "torch",
          "--search-ns", "50", "200", "--search-pool", "40", "--search-queries", "6",
          "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
          "--two-stage-ns", "200", "--shortlists", "200", "20", "--two-stage-queries", "4"]
@@ -265,10 +270,7 @@ def test_bench_times_a_trained_teacher_and_its_dev_metrics(
     export = export_cross_encoder(tmp_path / "teacher", model, tokenizer, load_task("mrpc"), 32)
     out = tmp_path / "bench"
     bench_main(
-        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
-         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
-         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "--train-steps", "0", "--search-ns", "--teacher", str(export),
+        [*quick(tiny_backbone, mrpc_dir, out), "--search-ns", "--teacher", str(export),
          "--teacher-task", "mrpc", "--teacher-backends", "onnx"]
     )  # fmt: skip
     results = json.loads((out / "results.json").read_text())
@@ -311,10 +313,7 @@ def test_bench_search_rows_over_a_corpus_of_distinct_sentences(
     assert len(lines) == len(set(lines)) == 300
     out = tmp_path / "bench"
     bench_main(
-        ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
-         "--encode-sentences", "30", "--hidden", "16", "--chunks", "8", "--copy-gib", "0.001",
-         "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone), "--out", str(out),
-         "--encode-layers", "--train-steps", "0", "--teacher-backends", "torch",
+        [*quick(tiny_backbone, mrpc_dir, out), "--teacher-backends", "torch",
          "--search-ns", "100", "250", "--search-queries", "6", "--search-corpus", str(corpus),
          "--timed-queries", "2", "--nlist", "4", "--nprobe", "4", "--hnsw-max-n", "50",
          "--two-stage-ns", "250", "--shortlists", "20", "--two-stage-queries", "4", "--search-modes", "exact",
@@ -329,9 +328,6 @@ def test_bench_search_rows_over_a_corpus_of_distinct_sentences(
     assert "distinct sentences of a made corpus" in (out / "results.md").read_text()
     with pytest.raises(ValueError, match="distinct sentences, not 5000"):
         bench_main(
-            ["--ns", "20", "--queries", "2", "--teacher-queries", "1", "--teacher-budget", "1e-6",
-             "--encode-sentences", "30", "--hidden", "16", "--copy-gib", "0.001", "--chunks", "8",
-             "--tasks", "mrpc", "--data-dir", str(mrpc_dir), "--backbone", str(tiny_backbone),
-             "--out", str(tmp_path / "b2"), "--encode-layers", "--train-steps", "0", "--teacher-backends",
-             "torch", "--search-ns", "5000", "--search-corpus", str(corpus), "--two-stage-ns"]
+            [*quick(tiny_backbone, mrpc_dir, tmp_path / "b2"), "--teacher-backends", "torch",
+             "--search-ns", "5000", "--search-corpus", str(corpus), "--two-stage-ns"]
         )  # fmt: skip
