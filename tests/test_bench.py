@@ -299,7 +299,7 @@ def test_a_distinct_corpus_keeps_the_real_sentences_first_and_each_string_once()
     corpus = distinct_corpus(real, 40, seed=3)
     assert corpus[:2] == real[:2] and len(corpus) == len(set(corpus)) == 40
     assert corpus == distinct_corpus(real, 40, seed=3) and corpus != distinct_corpus(real, 40, seed=4)
-    with pytest.raises(ValueError, match="distinct sentences after 50 rounds, not 100"):
+    with pytest.raises(ValueError, match="distinct sentences after 200 rounds, not 100"):
         distinct_corpus(["a b"], 100)  # two words have few variants
 
 

@@ -25,7 +25,7 @@ from .data import real_sentences
 
 log = logging.getLogger(__name__)
 MASK = "[MASK]"  # the BERT tokenizers' mask token: what a masked word reads as
-TRIES = 50  # rounds over the real sentences before giving up on reaching `size`
+TRIES = 200  # rounds over the real sentences before giving up on reaching `size`
 
 
 def distinct_corpus(
