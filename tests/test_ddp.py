@@ -76,3 +76,27 @@ def test_ddp_cpu_labels_a_transfer_set_as_one_process(
     assert ddp["ids"] == one["ids"] and len(one["ids"]) == 64
     assert (one["logits"].std(0) > 1e-2).all()  # a mislabelled pair would show
     torch.testing.assert_close(ddp["logits"], one["logits"], rtol=0, atol=1e-5)
+
+
+def test_ddp_cpu_labels_a_transfer_set_through_the_teachers_graph(
+    tmp_path: Path, spread_backbone: Path, mrpc_dir: Path
+) -> None:
+    """`teacher.backend=onnx` under ddp_cpu: rank 0 makes the teacher's graph once (rank 1 waits for it),
+    each process labels its share through it, and the labels are torch's within float noise."""
+    cache, store = tmp_path / "cache", tmp_path / "cache" / "transfer" / "mrpc"
+    tang = ("augment=tang", "augment.chunk_size=21", "augment.batch_size=8", "student.max_epochs=1")
+    results(tmp_path, "one", spread_backbone, mrpc_dir, *tang, cache=cache)
+    [fp32] = store.glob("*/logits.pt")
+    graph_run = ("trainer=ddp_cpu", "teacher.backend=onnx", *tang)
+    two = results(tmp_path, "ddp", spread_backbone, mrpc_dir, *graph_run, cache=cache)
+    assert (
+        two["teacher"]["reused"]
+        and len(list((cache / "teacher_graphs" / "mrpc").glob("*/onnx/model.onnx"))) == 1
+    )
+    [graph] = [p for p in store.glob("*/logits.pt") if p != fp32]
+    one, ddp = (torch.load(p, weights_only=True) for p in (fp32, graph))
+    assert (
+        ddp["ids"] != one["ids"] and len(ddp["ids"]) == len(one["ids"]) == 64
+    )  # another set's ids, same pairs
+    assert (graph.parent / "pairs.json").read_text() == (fp32.parent / "pairs.json").read_text()
+    torch.testing.assert_close(ddp["logits"], one["logits"], rtol=0, atol=1e-4)
