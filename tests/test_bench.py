@@ -326,7 +326,9 @@ def test_bench_search_rows_over_a_corpus_of_distinct_sentences(
     exact = {r["n"]: r for r in search["rows"]}
     assert exact[250]["recall@10"] == 1.0
     assert "distinct sentences of a made corpus" in (out / "results.md").read_text()
-    with pytest.raises(ValueError, match="distinct sentences, not 5000"):
+    with pytest.raises(
+        ValueError, match=r"distinct sentences besides the 200 queries, not 5000 \(bench.corpus --size 5200"
+    ):
         bench_main(
             [*quick(tiny_backbone, mrpc_dir, tmp_path / "b2"), "--teacher-backends", "torch",
              "--search-ns", "5000", "--search-corpus", str(corpus), "--two-stage-ns"]

@@ -136,7 +136,8 @@ def _search_pool(cfg: SimpleNamespace, sentences: list[str]) -> tuple[list[str],
     pool = [s for s in read_stream(cfg.search_corpus, "--search-corpus") if s not in asked][:n_max]
     if len(pool) < n_max or len(set(pool)) < len(pool):
         raise ValueError(
-            f"--search-corpus {cfg.search_corpus}: {len(set(pool))} distinct sentences, not {n_max}"
+            f"--search-corpus {cfg.search_corpus}: {len(set(pool))} distinct sentences besides the "
+            f"{len(queries)} queries, not {n_max} (bench.corpus --size {n_max + len(queries)} makes enough)"
         )
     return queries, pool, draw_distinct(n_max, cfg.seed)
 
