@@ -327,7 +327,8 @@ def test_bench_search_rows_over_a_corpus_of_distinct_sentences(
     assert exact[250]["recall@10"] == 1.0
     assert "distinct sentences of a made corpus" in (out / "results.md").read_text()
     with pytest.raises(
-        ValueError, match=r"distinct sentences besides the 200 queries, not 5000 \(bench.corpus --size 5200"
+        ValueError,
+        match=r"204 distinct sentences besides the 96 queries, not 5000 \(bench.corpus --size 5096 makes",
     ):
         bench_main(
             [*quick(tiny_backbone, mrpc_dir, tmp_path / "b2"), "--teacher-backends", "torch",
