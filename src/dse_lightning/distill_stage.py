@@ -35,6 +35,7 @@ from .pipeline.common import (
     without_added_defaults,
 )
 from .pipeline.distributed import wait_for_rank_zero
+from .pipeline.graph_teacher import graph_backend
 from .pipeline.teacher import TRAINER_NUMERICS
 from .results import StudentResult, TeacherResult, relative_degradation
 from .store import Artifact, Store, retire_work
@@ -53,8 +54,8 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
         {k: v for k, v in config_dict(cfg.data).items() if k not in paths}, {"holdout": None}
     )
     # A teacher served by a graph labels transfer pairs otherwise: another student (torch: keys as before).
-    backend = cfg.teacher.get("backend", "torch")
-    labelled_by = {} if backend == "torch" else {"teacher_backend": backend}
+    backend = graph_backend(cfg)
+    labelled_by = {} if backend is None else {"teacher_backend": backend.name}
     # The intermediate term, when there is one (none: keys as before): its source by content, not its path.
     matched = {"intermediate": intermediate_spec(cfg)} if cfg.get("intermediate") else {}
     return sha256_json(

@@ -16,17 +16,21 @@ def sample_calibration(inputs: list, n: int = CALIBRATION_SIZE, seed: int = 0) -
     return random.Random(seed).sample(inputs, min(n, len(inputs)))
 
 
-def calibration_inputs(
-    task: str, data_dir: str | None = None, n: int = CALIBRATION_SIZE, seed: int = 0, pairs: bool = False
-) -> list:
-    """A seeded sample of `n` distinct sentences of the task's train split (both sides of its pairs), or
-    with `pairs` of `n` distinct (sentence1, sentence2) train pairs: what a cross-encoder reads."""
-    rows = resolve_source(load_task(task), data_dir).load("train")
+def sample_rows(rows, pairs: bool = False, n: int = CALIBRATION_SIZE, seed: int = 0) -> list:
+    """A seeded sample of `n` distinct sentences of train `rows` (both sides of its pairs), or with `pairs`
+    of `n` distinct (sentence1, sentence2) pairs: what a cross-encoder reads."""
     if pairs:
         return sample_calibration(
             sorted(set(zip(rows["sentence1"], rows["sentence2"], strict=True))), n, seed
         )
     return sample_calibration(sorted(set(rows["sentence1"]) | set(rows["sentence2"])), n, seed)
+
+
+def calibration_inputs(
+    task: str, data_dir: str | None = None, n: int = CALIBRATION_SIZE, seed: int = 0, pairs: bool = False
+) -> list:
+    """`sample_rows` of the task's train split."""
+    return sample_rows(resolve_source(load_task(task), data_dir).load("train"), pairs, n, seed)
 
 
 def calibration_source(task: str, seed: int = 0, pairs: bool = False) -> str:

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from ..data.datamodule import GluePairDataModule
 from ..export.backends import DEFAULT, GraphBackend, Run, get_backend
 from ..export.backends.base import INPUTS
-from ..export.calibration import sample_calibration
+from ..export.calibration import sample_rows
 from ..export.cross_encoder import KIND
 from ..export.onnx import calibration_checksum, graphs_writer
 from ..models.teacher_module import TeacherModule
@@ -64,12 +64,6 @@ class GraphTeacher(pl.LightningModule):
         return {"ids": batch["ids"], "logits": self(batch).float()}
 
 
-def calibration_pairs(data: GluePairDataModule) -> list[tuple[str, str]]:
-    """A seeded sample of the task's distinct train pairs: what a static int8 graph is calibrated on."""
-    train = data.raw("train")
-    return sample_calibration(sorted(set(zip(train["sentence1"], train["sentence2"], strict=True))))
-
-
 def graph_teacher(
     cfg: DictConfig,
     data: GluePairDataModule,
@@ -79,7 +73,7 @@ def graph_teacher(
     backend: GraphBackend,
 ) -> GraphTeacher:
     """`module` served by `backend`: its export's graph made once (rank 0; the others wait), compiled."""
-    pairs = calibration_pairs(data) if backend.with_calibration else None
+    pairs = sample_rows(data.raw("train"), pairs=True) if backend.with_calibration else None
     spec = {"teacher": teacher.key, "backend": backend.name}
     key = sha256_json({**spec, "calibration": pairs and calibration_checksum(pairs)})[:16]
     store = Store(Path(cfg.paths.cache_dir).resolve() / "teacher_graphs" / data.task.name, KIND)
