@@ -69,6 +69,23 @@ def test_cpu_profile_expands_to_every_cell_and_one_sweep_per_seed_and_student() 
     )
 
 
+def test_a_multitask_spec_is_one_run_per_seed_for_all_tasks(tmp_path: Path) -> None:
+    """`tasks=glue_pairs` in a spec's overrides: its cells (one per task, as any spec's) are one train run
+    per seed over the profile's tasks, not a multirun over `task=`."""
+    spec = {"student": "dse", "alpha": 0.5, "name": "dse_mt", "overrides": ["tasks=glue_pairs"]}
+    profile = load_profile(str(write_profile(tmp_path, students=[spec])))
+    groups = [g for g in sweeps(profile.cells()) if g.cells[0].student]
+    assert [(g.multitask, [c.task for c in g.cells]) for g in groups] == [(True, ["mrpc", "stsb"])] * 2
+    first = groups[0].overrides(Path("/out"))
+    assert "-m" not in first and first[-2:] == [
+        "tasks.names=[mrpc,stsb]",
+        "hydra.run.dir=/out/cells/multitask/dse_mt_s1",
+    ]
+    assert groups[0].cells[0].dir(Path("/out")) == Path("/out/cells/mrpc/dse_mt_s1")
+    plain = sweeps(load_profile(str(write_profile(tmp_path))).cells())[-1]
+    assert not plain.multitask and plain.overrides(Path("/out"))[0] == "-m"
+
+
 def test_profile_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="known profiles: .*cpu"):
         load_profile("nosuch", PAPER_TABLE / "profiles")

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .config import find_config
 from .data.datamodule import GluePairDataModule
+from .data.student_targets import StudentTargets
 from .data.tasks import TaskSpec
 from .export import export_student
 from .export.card import CardFacts, model_card
@@ -123,11 +124,16 @@ class DistillStage:
             cfg, self.task, "sentence", cfg.teacher.tokenizer, cfg.student.batch_size, **extra
         )
 
+    def targets(self, probe: GluePairDataModule) -> StudentTargets | None:
+        """What the target source gives the student (teacher logits, a transfer set); None at alpha 0."""
+        cfg, task = self.cfg, self.task
+        context = TargetContext(cfg, task, self.teacher, probe, self.rows, self.run_dir, self.gold_student)
+        return self.source.build(context) if self.loss.alpha > 0 else None
+
     def fit(self, probe: GluePairDataModule, store: Store, key: str) -> Artifact:
         """Train (or resume) the student in its work dir and publish it with its export; its record."""
         cfg, task, work = self.cfg, self.task, store.work_dir(key)
-        context = TargetContext(cfg, task, self.teacher, probe, self.rows, self.run_dir, self.gold_student)
-        targets = self.source.build(context) if self.loss.alpha > 0 else None
+        targets = self.targets(probe)
         # The student starts from the run's seed whatever the source did (fold or ensemble teachers draw too).
         pl.seed_everything(cfg.seed, workers=True)
         dm = self.data(targets=targets)

@@ -146,3 +146,40 @@ class RunResult:
         own folder, wherever they were given from (utils/portable.py)."""
         record = _map_paths(self.to_json(), os.path.abspath)
         return write_json(path, portable(record, Path(path).parent))
+
+
+@dataclass
+class MultiTaskResult:
+    """A multi-task run (`tasks=`): each task's RunResult (its teacher; the shared student on that task) and
+    the shared student's record (its mean monitored score, sampling rule, key). `<run>/results.json` holds a
+    section per task; each task's whole record is `<run>/<task>/results.json`."""
+
+    tasks: dict[str, RunResult]
+    student: dict
+
+    @property
+    def score(self) -> float | None:
+        return self.student.get("score")
+
+    def to_json(self) -> dict:
+        sections = {
+            name: {
+                "teacher": {"name": r.teacher.name, "key": r.teacher.key, "metrics": r.teacher.metrics},
+                "student": {
+                    "metrics": r.student.metrics,
+                    "relative_degradation": r.student.relative_degradation,
+                },
+                "record": f"{name}/results.json",
+            }
+            for name, r in self.tasks.items()
+        }
+        return {
+            "format": FORMAT,
+            "multitask": {**self.student, "export": "student/export"},
+            "tasks": sections,
+        }
+
+    def write(self, run_dir: Path) -> None:
+        for name, result in self.tasks.items():
+            result.write(run_dir / name / "results.json")
+        write_json(run_dir / "results.json", portable(self.to_json(), run_dir))

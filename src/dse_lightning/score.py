@@ -48,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     q.add_argument("--queries", help="query sentences, one per line")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--label", help="multiclass students: the label whose probability ranks candidates")
+    p.add_argument(
+        "--task",
+        help="a multi-task student's head to score with (its store serves every head: encoded once)",
+    )
     p.add_argument("--rebuild", action="store_true", help="re-encode the candidates even if a store exists")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per encoder batch")
     p.add_argument(
@@ -124,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         dtype=args.dtype,
         search=search_of(args),
         shortlist=args.shortlist,
+        task=args.task,
     )
     text = to_json_lines(queries, index.search(queries, args.top_k))
     if args.output:

@@ -21,11 +21,13 @@ from .config import CONFIG_PATH, check_hydra_sources, find_config, register_reso
 from .data.tasks import TaskSpec
 from .distill_stage import DistillStage, retire_student
 from .loggers import report_reused, report_to_wandb
+from .multitask_stage import MultiTaskStage, prepare, retire_multitask
 from .options import check_options, teacher_source
 from .pipeline.common import config_dict
+from .pipeline.graph_teacher import graph_backend
 from .pipeline.teacher import run_teacher
 from .report import summary_table
-from .results import RunResult
+from .results import MultiTaskResult, RunResult, StudentResult, TeacherResult
 from .signals import exit_status_on_signal
 from .sweep import in_multirun, job_overrides, job_scope, record_failure
 from .utils.portable import library_versions, used_embedded_models
@@ -68,13 +70,15 @@ def drop_recommended_transfer(cfg: DictConfig) -> None:
         cfg.augment = OmegaConf.load(find_config("augment", "none"))
 
 
-def train(cfg: DictConfig) -> RunResult:
+def train(cfg: DictConfig) -> RunResult | MultiTaskResult:
     """Run the configured stage(s); write results.json and return its content.
 
     The distill stage needs a teacher: it reuses the cached one whose provenance matches, or fits it.
     A stage killed part-way resumes from its work dir when the same command runs again (store.py).
     """
     start = time.time()
+    if cfg.get("tasks"):
+        return train_multitask(cfg, start)
     if cfg.stage not in STAGES:
         raise ValueError(f"stage={cfg.stage} is not one of {list(STAGES)}")
     task = TaskSpec.from_config(cfg.task)
@@ -82,6 +86,8 @@ def train(cfg: DictConfig) -> RunResult:
     if distilling:
         drop_recommended_transfer(cfg)
     check_options(cfg, task)
+    if distilling:
+        graph_backend(cfg)  # an unknown teacher.backend: refused here, not when the teacher labels
     if distilling:  # the loss and the target source refuse bad options before any teacher work
         loss = instantiate(cfg.distill, kind=task.kind)
         source = instantiate(cfg.augment, base=instantiate(cfg.targets))  # augment=none: targets as they are
@@ -93,9 +99,29 @@ def train(cfg: DictConfig) -> RunResult:
     if distilling:
         pl.seed_everything(cfg.seed, workers=True)  # the student's seed does not depend on teacher reuse
         student = DistillStage(cfg, task, teacher, data, loss, source, run_dir).run()
+    result = run_result(cfg, task.name, data, teacher, student, start)
+    if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
+        result.write(run_dir / "results.json")
+        if student is not None:
+            retire_student(cfg, task, student, run_dir)  # only now: results.json holds it
+        log.info("results: %s\n%s", run_dir / "results.json", summary_table(result))
+        report_reused(cfg, result, run_dir)
+        report_to_wandb(result)
+    return result
+
+
+def run_result(
+    cfg: DictConfig,
+    task: str,
+    data: dict,
+    teacher: TeacherResult,
+    student: StudentResult | None,
+    start: float,
+) -> RunResult:
+    """The record of one task's run, with what produced it (commit, versions, overrides, embedded models)."""
     config = config_dict(cfg, drop=("hydra",))
-    result = RunResult(
-        task=task.name,
+    return RunResult(
+        task=task,
         stage=cfg.stage,
         seed=cfg.seed,
         data=data,
@@ -109,13 +135,34 @@ def train(cfg: DictConfig) -> RunResult:
         versions=library_versions(),
         models=used_embedded_models(config),
     )
-    if rank_zero_only.rank == 0:  # under DDP every rank runs this; one writes
-        result.write(run_dir / "results.json")
-        if student is not None:
-            retire_student(cfg, task, student, run_dir)  # only now: results.json holds it
-        log.info("results: %s\n%s", run_dir / "results.json", summary_table(result))
-        report_reused(cfg, result, run_dir)
-        report_to_wandb(result)
+
+
+def train_multitask(cfg: DictConfig, start: float) -> MultiTaskResult:
+    """`tasks=`: every task's teacher, then one student with a head per task (multitask_stage.py)."""
+    drop_recommended_transfer(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    parts = prepare(cfg, run_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    stage = MultiTaskStage(cfg, parts, run_dir)
+    record, reused, export = stage.run()
+    results = {
+        name: run_result(
+            part.stage.cfg, name, part.stage.rows, part.stage.teacher,
+            stage.task_result(name, record, reused, export), start,
+        )
+        for name, part in parts.items()
+    }  # fmt: skip
+    result = MultiTaskResult(results, record)
+    if rank_zero_only.rank == 0:
+        result.write(run_dir)
+        retire_multitask(cfg, record["key"], run_dir)
+        for name, one in results.items():
+            log.info("%s:\n%s", name, summary_table(one))
+        log.info(
+            "results: %s (score %.4f: the mean of each task's monitored metric)",
+            run_dir / "results.json",
+            result.score,
+        )
     return result
 
 
@@ -135,6 +182,8 @@ def main(cfg: DictConfig) -> float | None:
             raise
         record_failure(Path(cfg.paths.output_dir), err)
         return None
+    if isinstance(result, MultiTaskResult):
+        return result.score
     return result.model.metrics.get(cfg.task.monitor)
 
 

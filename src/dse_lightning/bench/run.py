@@ -142,16 +142,16 @@ def _search_pool(cfg: SimpleNamespace, sentences: list[str]) -> tuple[list[str],
     return queries, pool, draw_distinct(n_max, cfg.seed)
 
 
-def _search_phase(cfg: SimpleNamespace, st: SimpleNamespace, sentences: list[str], chunk: int, bw: dict):
+def _search_phase(cfg: SimpleNamespace, st: SimpleNamespace, drawn: tuple | None, chunk: int, bw: dict):
     """Corpus-scale search rows (none asked: skipped): a pool encoded by the student (`--search-student`:
     a trained export, whose concat head the two-stage rows need, served by `--search-backend`), queries
-    from the real sentences outside it."""
-    if not cfg.search_ns:
+    from the real sentences outside it (`drawn`: _search_pool's, made before any work)."""
+    if drawn is None:
         return None
     student = st.student
     if cfg.search_student:
         student = exported_student(cfg.search_student, cfg.hidden, cfg.search_backend)
-    queries, pool, rows = _search_pool(cfg, sentences)
+    queries, pool, rows = drawn
     log.info("search: encoding %d pool sentences and %d queries", len(pool), len(queries))
     start = time.perf_counter()
     pool_emb = encode_corpus(student.encode_fn, pool, cfg.batch_size)
@@ -178,12 +178,13 @@ def run(cfg: SimpleNamespace) -> dict:
     torch.set_num_threads(cfg.threads)
     machine = machine_info(cfg.threads)
     sentences, sources = real_sentences(cfg.tasks, cfg.data_dir)
+    drawn = _search_pool(cfg, sentences) if cfg.search_ns else None  # a too-small corpus: refused now
     st = _student_phase(cfg, sentences, random.Random(cfg.seed))
     cand_text, scoring, bandwidth = _scoring_phase(cfg, st)
     teacher, teacher_backends, bounds = _teacher_phase(cfg, st, cand_text)
     student, encode = st.student, st.encode
     (speed, peaks), train = _encode_speed_phase(cfg, st.pool, sentences), _train_speed_phase(cfg)
-    search = _search_phase(cfg, st, sentences, scoring["chunk_tuning"]["best"], bandwidth)
+    search = _search_phase(cfg, st, drawn, scoring["chunk_tuning"]["best"], bandwidth)
     wall_s = time.perf_counter() - start
     return {
         "machine": {**machine, "contention": meter.report(wall_s)},

@@ -233,3 +233,56 @@ def cross_encoder_card(f: RunFacts, max_length: int) -> str:
         *_cross_encoder_usage(f, max_length),
     ]
     return _render(meta, body)
+
+
+def multitask_card(facts: dict[str, CardFacts], sampling: str) -> str:
+    """The card of a multi-task student (`tasks=`): one encoder, one head per task; each task's recipe,
+    dev metrics against its own teacher and data, from the run's records."""
+    first = next(iter(facts.values()))
+    metas = [
+        _metadata(f, f.record["name"], f.record["metrics"], library_name="sentence-transformers")
+        for f in facts.values()
+    ]
+    meta = {
+        "library_name": "sentence-transformers" if first.transformer else "dse-lightning",
+        "pipeline_tag": "sentence-similarity",
+        "tags": ["dse-lightning", "distilled-sentence-embedding", "knowledge-distillation", "multi-task"],
+        "datasets": sorted({d for m in metas for d in m["datasets"]}),
+        "language": ["en"],
+        **({"base_model": metas[0]["base_model"]} if "base_model" in metas[0] else {}),
+        "model-index": [entry for m in metas for entry in m["model-index"]],
+    }
+    names = ", ".join(n.upper() for n in facts)
+    body = [
+        f"# {first.record['name']} multi-task student for {names}, distilled with dse-lightning",
+        "",
+        "One siamese sentence encoder shared by every task and a pair head per task, each distilled from",
+        f"that task's cross-encoder teacher (batches drawn from the tasks: {sampling}). A sentence is",
+        "embedded once; any task's head scores the cached embeddings.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from dse_lightning import load_student",
+        "",
+        'student = load_student("path/to/this/folder")',
+        'pair = ["A man plays a guitar."], ["Someone plays guitar."]',
+        f'scores = student.score(*pair, task="{next(iter(facts))}")',
+        "```",
+    ]
+    for name, f in facts.items():
+        r = f.record
+        body += [
+            "",
+            f"## {name.upper()}",
+            "",
+            f"Teacher {f.teacher.name} (store key {f.teacher.key}); alpha {r['alpha']}; loss {r['loss']};",
+            f"targets {r['targets']}.",
+            "",
+            *_metrics_table(f),
+            "",
+            *_provenance(f)[4:],  # its data (the command is one for all tasks)
+        ]
+    command = " ".join(["python -m dse_lightning.train", *portable(first.command)])
+    body += ["", "## Command", "", "```bash", command, "```"]
+    return _render(meta, body)

@@ -105,13 +105,16 @@ def open_index(
     dtype: str = "float32",
     search: Search | None = None,
     shortlist: int | None = None,
+    task: str | None = None,
 ) -> CandidateIndex:
     """Load the store at `store_path` (checked against this student and `candidates`), or build it.
 
     candidates: sentences, or a file of them (one per line, streamed); their distinct lines are the rows.
     backend: how the student encodes (load_student), part of the store's identity. dtype: the rows'
-    storage when building (float32, float16, int8). search / shortlist: the scorer (heads.scorer)."""
-    student, student_id = load_student(student_dir, backend), student_identity(student_dir, backend)
+    storage when building (float32, float16, int8). search / shortlist: the scorer (heads.scorer).
+    task: which head scores (a multi-task student's; the store is the encoder's, one for every head)."""
+    student = load_student(student_dir, backend).for_task(task)  # a wrong or missing task: before encoding
+    student_id = student_identity(student_dir, backend)
     store_path = Path(store_path)
     if (store_path / MANIFEST).is_file() and not rebuild:
         store = EmbeddingStore.load(store_path, student_id)

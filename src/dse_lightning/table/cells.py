@@ -96,11 +96,17 @@ def _record(out: Path, cells: list[Cell], keep_checkpoints: bool) -> None:
 
 
 def run_sweep(sweep: Sweep, out: Path, env: dict) -> int:
-    """The sweep as one `python -m dse_lightning.train -m ...`, its output in `<out>/logs/<sweep>.log`."""
-    cmd = [sys.executable, "-m", "dse_lightning.train", "-m", *sweep.overrides(out)]
+    """The sweep as one `python -m dse_lightning.train -m ...` (a multi-task sweep: one run, whose task
+    records are copied into the cells), its output in `<out>/logs/<sweep>.log`."""
+    cmd = [sys.executable, "-m", "dse_lightning.train", *sweep.overrides(out)]
     (out / "logs").mkdir(parents=True, exist_ok=True)
     with open(out / "logs" / f"{sweep.id}.log", "a") as logfile:
-        return subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env, check=False).returncode
+        code = subprocess.run(cmd, stdout=logfile, stderr=subprocess.STDOUT, env=env, check=False).returncode
+    if sweep.multitask:
+        for cell in sweep.cells:
+            if (record := result(sweep.run_dir(out) / cell.task)) is not None:
+                record.write(cell.dir(out) / "results.json")  # its paths made relative to the cell's dir
+    return code
 
 
 def _runner(todo: list[Sweep], profile: Profile, out: Path, env: dict, bar: tqdm) -> None:

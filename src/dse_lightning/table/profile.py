@@ -1,6 +1,8 @@
 """A profile (experiments/paper_table/profiles/<name>.yaml), the cells it expands to, and the Hydra
 multiruns that run them: the cells of one seed and student spec differ only in their task, so they are
 one `python -m dse_lightning.train -m task=a,b,c ...` sweep whose jobs land in `<out>/cells/<task>/<cell>/`.
+A multi-task spec (`tasks=glue_pairs` among its overrides) is one run per seed for all the profile's tasks,
+`<out>/cells/multitask/<cell>/`, whose per-task records become the cells.
 """
 
 from __future__ import annotations
@@ -52,10 +54,22 @@ class Sweep:
         teacher = self.cells[0].student is None
         return f"{self.cells[0].task}_{self.name}" if teacher else self.name
 
+    @property
+    def multitask(self) -> bool:
+        """A spec with `tasks=` in its overrides: one student for all the cells' tasks, one run."""
+        return any(o.startswith("tasks=") for o in self.cells[0].overrides)
+
+    def run_dir(self, out: Path) -> Path:
+        """A multi-task sweep's run (its per-task records are copied into the cells)."""
+        return out / "cells" / "multitask" / self.name
+
     def overrides(self, out: Path) -> list[str]:
+        if self.multitask:
+            names = ",".join(c.task for c in self.cells)
+            return [*self.cells[0].overrides, f"tasks.names=[{names}]", f"hydra.run.dir={self.run_dir(out)}"]
         tasks = ",".join(c.task for c in self.cells)
         where = [f"hydra.sweep.dir={out / 'cells'}", f"hydra.sweep.subdir=${{task.name}}/{self.name}"]
-        return [*self.cells[0].overrides, f"task={tasks}", *where]
+        return ["-m", *self.cells[0].overrides, f"task={tasks}", *where]
 
 
 @dataclass

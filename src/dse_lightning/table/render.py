@@ -132,7 +132,21 @@ def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[st
                 f"{with_kd['mean']:.2%} at alpha {alpha:g} vs {without['mean']:.2%} at alpha 0 "
                 f"(mean over {', '.join(with_kd['per_task'])})."
             )
-    return lines + _transfer_gains(groups, profile)
+    return lines + _transfer_gains(groups, profile) + _named_gains(groups, profile)
+
+
+def _named_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
+    """Each named spec (a multi-task student, another layer choice) against the unnamed spec of the same
+    student, alpha and transfer set, when the profile has one."""
+    lines = []
+    for spec in profile.students:
+        base = (spec["student"], float(spec["alpha"]), spec["augment"])
+        if spec.get("name") and (gain := comparison(groups, profile.tasks, (*base, spec["name"]), base)):
+            lines.append(
+                f"- **{spec['name']} vs {spec['student']} ({_variant_name(*base[1:], None)})** (mean of each "
+                f"task's dev metrics, mean ± std over seeds): {gain}."
+            )
+    return lines
 
 
 def _transfer_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:

@@ -8,12 +8,13 @@ from dse_lightning.models.components.encoders import (
 )
 from dse_lightning.models.components.heads import ConcatHead, DotHead, PairHead
 from dse_lightning.models.components.pooling import Pooling, masked_max, masked_mean
-from dse_lightning.models.components.student import SiameseStudent
+from dse_lightning.models.components.student import MultiTaskStudent, SiameseStudent
 
 __all__ = [
     "BiLSTMEncoder",
     "ConcatHead",
     "DotHead",
+    "MultiTaskStudent",
     "PairHead",
     "Pooling",
     "SentenceEncoder",

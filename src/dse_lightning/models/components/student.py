@@ -35,3 +35,22 @@ class SiameseStudent(nn.Module):
         u = self.encode(a)  # (B, D)
         v = self.encode(b)  # (B, D)
         return self.head(u, v)  # (B, num_outputs)
+
+
+class MultiTaskStudent(nn.Module):
+    """One shared encoder, one pair head per task (`tasks=`): a sentence is embedded once and every task's
+    head scores the same embeddings."""
+
+    def __init__(self, encoder: SentenceEncoder, heads: dict[str, PairHead]) -> None:
+        super().__init__()
+        for head in heads.values():
+            SiameseStudent(encoder, head)  # the same checks as a one-task student's, per head
+        self.encoder = encoder
+        self.heads = nn.ModuleDict(heads)
+
+    def encode(self, features: dict[str, Tensor]) -> Tensor:
+        return self.encoder(features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
+
+    def task(self, name: str) -> SiameseStudent:
+        """The student of one task: the shared encoder with that task's head (same modules, not copies)."""
+        return SiameseStudent(self.encoder, self.heads[name])
