@@ -223,3 +223,6 @@ def test_teacher_backend_must_be_a_graph_backend(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match=r"backend='int4': expected one of"):
         graph_backend(make_cfg(tmp_path, data, "r", "teacher.backend=int4"))
+    with pytest.raises(ValueError, match=r"backend='int4': expected one of"):  # by train(), before any work
+        train(make_cfg(tmp_path, data, "r", "teacher.backend=int4", "augment=pairs"))
+    assert not (tmp_path / "cache" / "teachers").exists()
