@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from dse_lightning.data.resumable import EpochSampler, ResumableLoader
 from dse_lightning.export.evaluate import cosine_metrics, evaluate_export
 from dse_lightning.options import OptionError
 from dse_lightning.scoring import open_index
+from dse_lightning.sweep import collect
 from dse_lightning.train import train
 
 SIZES = {"mrpc": 6, "stsb": 3, "rte": 1}
@@ -243,3 +245,13 @@ def test_the_embeddings_alone_are_judged_by_their_cosine(multitask_run, tiny_bac
     assert cosine_metrics(export, "stsb", data_dir=data) == sts  # the same embeddings, the same figure
     with pytest.raises(ValueError, match="--cosine: task 'mnli' is multiclass"):
         cosine_metrics(export, "mnli", data_dir=data)
+
+
+def test_a_multirun_summary_has_a_row_for_a_multitask_job(multitask_run, tmp_path: Path) -> None:
+    run, result = multitask_run[0] / "run", multitask_run[1]
+    job = tmp_path / "sweep" / "0"
+    job.mkdir(parents=True)
+    shutil.copy(run / "results.json", job / "results.json")
+    row = collect(tmp_path / "sweep")[0]
+    assert row["status"] == "ok" and row["task"] == "mrpc+stsb+rte" and row["student/score"] == result.score
+    assert row["student/stsb/pearson"] == result.tasks["stsb"].student.metrics["pearson"]

@@ -175,6 +175,7 @@ class MultiTaskResult:
         }
         return {
             "format": FORMAT,
+            "seed": next(iter(self.tasks.values())).seed,
             "multitask": {**self.student, "export": "student/export"},
             "tasks": sections,
         }

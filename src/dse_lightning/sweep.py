@@ -91,7 +91,14 @@ def _overrides(job: Path) -> list[str]:
 
 def _job_row(job: Path) -> dict:
     row: dict = {"job": job.name, "overrides": " ".join(_overrides(job))}
-    if (job / "results.json").is_file():
+    if (job / "results.json").is_file() and "multitask" in (
+        record := json.loads((job / "results.json").read_text())
+    ):
+        row |= {"status": "ok", "task": "+".join(record["tasks"]), "seed": record.get("seed")}
+        row["student/score"] = record["multitask"]["score"]  # the mean of each task's monitored metric
+        for task, section in record["tasks"].items():
+            row |= {f"student/{task}/{k}": v for k, v in section["student"]["metrics"].items()}
+    elif (job / "results.json").is_file():
         r = RunResult.read(job / "results.json")
         row |= {"status": "ok", "task": r.task, "seed": r.seed}
         row |= {f"teacher/{k}": v for k, v in r.teacher.metrics.items()}

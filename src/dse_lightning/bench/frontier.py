@@ -60,6 +60,9 @@ SOURCES = {  # the model's label -> its cells
     "dse 3 layers (2nd, 4th, 6th), 3 epochs, fresh seeds": Source(
         3, f"{FRONTIER}/profile_seeds.yaml", FRONTIER, "dse3spread_pairs_a0.5_e3"
     ),
+    "dse 3 layers (2nd, 4th, 6th), hidden states of 6 layers, fresh seeds": Source(
+        3, f"{FRONTIER}/profile_intermediate.yaml", FRONTIER, "dse3spread_hidden_pairs_a0.5"
+    ),
     "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),
 }
 
