@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -31,7 +30,7 @@ from .export import export_student
 from .export.card import multitask_card
 from .models.build import build_multitask_student
 from .models.multitask_module import Monitored
-from .options import OptionError, check_options
+from .options import check_options, refuse
 from .pipeline.common import build_trainer, fit_and_validate
 from .pipeline.distributed import wait_for_rank_zero
 from .pipeline.graph_teacher import graph_backend
@@ -71,22 +70,10 @@ def multitask_errors(cfg: DictConfig) -> list[str]:
     return errors
 
 
-@dataclass
-class TaskPart:
-    """One task of a multi-task run: its one-task distill stage, teacher included."""
-
-    stage: DistillStage
-
-    @property
-    def task(self) -> TaskSpec:
-        return self.stage.task
-
-
-def prepare(cfg: DictConfig, run_dir: Path) -> dict[str, TaskPart]:
-    """Every task's options checked first (nothing runs on a bad one), then each teacher fitted or reused."""
-    errors = multitask_errors(cfg)
-    if errors:
-        raise OptionError("bad option(s), nothing was run:\n  " + "\n  ".join(errors))
+def prepare(cfg: DictConfig, run_dir: Path) -> dict[str, DistillStage]:
+    """Every task's options checked first (nothing runs on a bad one), then each teacher fitted or reused:
+    a task's one-task distill stage, teacher included."""
+    refuse(multitask_errors(cfg))
     built = {}
     for name in cfg.tasks.names:
         one = task_config(cfg, name)
@@ -100,7 +87,7 @@ def prepare(cfg: DictConfig, run_dir: Path) -> dict[str, TaskPart]:
     for name, (one, task, loss, source) in built.items():
         pl.seed_everything(one.teacher.seed, workers=True)
         teacher, rows = run_teacher(one, task, run_dir / name)
-        parts[name] = TaskPart(DistillStage(one, task, teacher, rows, loss, source, run_dir / name))
+        parts[name] = DistillStage(one, task, teacher, rows, loss, source, run_dir / name)
     return parts
 
 
@@ -123,27 +110,27 @@ def strategy_for_heads(cfg: DictConfig) -> DictConfig:
 
 
 class MultiTaskStage:
-    def __init__(self, cfg: DictConfig, parts: dict[str, TaskPart], run_dir: Path) -> None:
+    def __init__(self, cfg: DictConfig, parts: dict[str, DistillStage], run_dir: Path) -> None:
         self.cfg, self.parts, self.run_dir = cfg, parts, run_dir
         self.tasks = {name: part.task for name, part in parts.items()}
 
     def key(self, probes: dict) -> str:
         sampling = OmegaConf.to_container(self.cfg.tasks, resolve=True)
         sampling.pop("names")
-        one_task = {n: student_key(p.stage.cfg, p.stage.teacher, probes[n]) for n, p in self.parts.items()}
+        one_task = {n: student_key(p.cfg, p.teacher, probes[n]) for n, p in self.parts.items()}
         return sha256_json({"tasks": one_task, "sampling": sampling})[:16]
 
     def fit(self, probes: dict, store: Store, key: str) -> Artifact:
         cfg, work = self.cfg, store.work_dir(key)
-        targets = {n: p.stage.targets(probes[n]) for n, p in self.parts.items()}
+        targets = {n: p.targets(probes[n]) for n, p in self.parts.items()}
         pl.seed_everything(cfg.seed, workers=True)
-        data = {n: p.stage.data(targets=targets[n]) for n, p in self.parts.items()}
+        data = {n: p.data(targets=targets[n]) for n, p in self.parts.items()}
         dm = MultiTaskDataModule(data, cfg.tasks.sampling, cfg.seed, cfg.tasks.temperature)
         student = build_multitask_student(cfg.student, self.tasks)
         node = cfg.student.module.copy()
         with open_dict(node):
             node._target_ = MODULE
-        losses = {n: p.stage.loss for n, p in self.parts.items()}
+        losses = {n: p.loss for n, p in self.parts.items()}
         module = instantiate(node, _partial_=True, _convert_="object")(
             tasks=self.tasks, student=student, losses=losses
         )
@@ -175,9 +162,9 @@ class MultiTaskStage:
             own = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{name}/")}
             tasks[name] = {
                 "metrics": own,
-                "relative_degradation": relative_degradation(part.stage.teacher.metrics, own),
-                "loss": part.stage.loss.describe(),
-                "targets": part.stage.source.describe(),
+                "relative_degradation": relative_degradation(part.teacher.metrics, own),
+                "loss": part.loss.describe(),
+                "targets": part.source.describe(),
             }
         return {
             "name": self.cfg.student.name,
@@ -194,12 +181,12 @@ class MultiTaskStage:
         facts = {}
         for name, part in self.parts.items():
             own = {**record, **record["tasks"][name]}
-            facts[name] = part.stage.card_facts(data[name], own, part.stage.teacher.metrics)
+            facts[name] = part.card_facts(data[name], own, part.teacher.metrics)
         return facts
 
     def run(self) -> tuple[dict, bool, Path]:
         """The student's record, whether it was reused, and the run's copy of its export."""
-        probes = {n: p.stage.data() for n, p in self.parts.items()}
+        probes = {n: p.data() for n, p in self.parts.items()}
         key, store = self.key(probes), multitask_store(self.cfg)
         export = self.run_dir / "student" / "export"
         copy_export = lambda artifact: artifact.copy_out("export", export)  # noqa: E731

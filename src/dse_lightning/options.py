@@ -141,7 +141,11 @@ def option_errors(cfg: DictConfig, task: TaskSpec) -> list[str]:
     return errors
 
 
-def check_options(cfg: DictConfig, task: TaskSpec) -> None:
-    errors = option_errors(cfg, task)
+def refuse(errors: list[str]) -> None:
+    """Raise one OptionError naming every bad option, or nothing when there is none."""
     if errors:
         raise OptionError("bad option(s), nothing was run:\n  " + "\n  ".join(errors))
+
+
+def check_options(cfg: DictConfig, task: TaskSpec) -> None:
+    refuse(option_errors(cfg, task))

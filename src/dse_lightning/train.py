@@ -147,7 +147,7 @@ def train_multitask(cfg: DictConfig, start: float) -> MultiTaskResult:
     record, reused, export = stage.run()
     results = {
         name: run_result(
-            part.stage.cfg, name, part.stage.rows, part.stage.teacher,
+            part.cfg, name, part.rows, part.teacher,
             stage.task_result(name, record, reused, export), start,
         )
         for name, part in parts.items()
