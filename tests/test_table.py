@@ -308,6 +308,36 @@ def test_an_ensemble_teacher_has_its_row_and_its_named_student_is_paired_with_al
     assert {r["variant"] for r in rows if r["model"] == "teacher"} == {"", "ensemble of dse_ens"}
 
 
+def test_a_named_spec_versus_another_is_compared_with_it(tmp_path: Path, monkeypatch) -> None:
+    """`versus`: an ablation's spec compared with the recipe it varies (and, as any named spec, with the
+    unnamed spec of its student, alpha and augment)."""
+    students = [
+        {"student": "dse", "alpha": 0.5},
+        {"student": "dse", "alpha": 0.5, "name": "dse_mt", "overrides": ["student.max_epochs=1"]},
+        {"student": "dse", "alpha": 0.5, "name": "dse_mt_t", "overrides": ["student.max_epochs=2"]},
+    ]
+    bad = [*students[:2], {**students[2], "versus": "dse_nope"}]
+    with pytest.raises(ValueError, match=r"students\[2\]\.versus='dse_nope'.*\['dse_mt', 'dse_mt_t'\]"):
+        load_profile(str(write_profile(tmp_path, tasks=["mrpc"], students=bad)))
+    path = write_profile(
+        tmp_path, tasks=["mrpc"], students=[*students[:2], {**students[2], "versus": "dse_mt"}]
+    )
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run([]))
+    out = tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--stage", "cells"]) == 0
+    for seed, lift in ((1, 0.02), (2, 0.01)):  # the ablation's cells: 2 and 1 points above its recipe's
+        record = out / "cells" / "mrpc" / f"dse_mt_t_s{seed}" / "results.json"
+        res = json.loads(record.read_text())
+        res["student"]["metrics"] = {k: v + lift for k, v in res["student"]["metrics"].items()}
+        record.write_text(json.dumps(res))
+    render(load_profile(str(path)), out, PAPER_TABLE / "reference.yaml", Path("-"))
+    md = (out / "results.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("- **dse_mt_t vs dse_mt**"))
+    assert "(+1.50 points, " in line and "per seed 1/2: +2.00/+1.00)" in line
+    assert "- **dse_mt_t vs dse (alpha 0.5)**" in md and "- **dse_mt vs dse (alpha 0.5)**" in md
+    assert "- **dse_mt vs dse_mt_t**" not in md  # only the way `versus` names
+
+
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no finished cells"):
         render(

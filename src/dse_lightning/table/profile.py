@@ -145,10 +145,17 @@ def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
             "augment",
             "name",
             "overrides",
+            "versus",
         }:
             raise ValueError(
                 f"{path}: students[{i}] needs 'student' and 'alpha' (and may have 'augment', 'name', "
-                f"'overrides'), got {sorted(spec)}"
+                f"'overrides', 'versus'), got {sorted(spec)}"
+            )
+        names = [s.get("name") for s in raw["students"]]
+        if "versus" in spec and (not spec.get("name") or spec["versus"] not in names):
+            raise ValueError(
+                f"{path}: students[{i}].versus={spec['versus']!r}: a named spec compared with another "
+                f"spec's name, one of {[n for n in names if n]}"
             )
         spec.setdefault("overrides", [])
         spec.setdefault("augment", "none")

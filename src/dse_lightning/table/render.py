@@ -137,15 +137,22 @@ def _summary(groups: dict[tuple, Group], profile: Profile, ref: dict) -> list[st
 
 def _named_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
     """Each named spec (a multi-task student, another layer choice) against the unnamed spec of the same
-    student, alpha and transfer set, when the profile has one."""
+    student, alpha and transfer set, when the profile has one, and against the named spec its `versus`
+    names (an ablation against its recipe)."""
     lines = []
-    for spec in profile.students:
+    for spec in (s for s in profile.students if s.get("name")):
         base = (spec["student"], float(spec["alpha"]), spec["augment"])
-        if spec.get("name") and (gain := comparison(groups, profile.tasks, (*base, spec["name"]), base)):
-            lines.append(
-                f"- **{spec['name']} vs {spec['student']} ({_variant_name(*base[1:], None)})** (mean of each "
-                f"task's dev metrics, mean ± std over seeds): {gain}."
+        against = [(base, f"{spec['student']} ({_variant_name(*base[1:], None)})")]
+        for other in (s for s in profile.students if "versus" in spec and s.get("name") == spec["versus"]):
+            against.append(
+                ((other["student"], float(other["alpha"]), other["augment"], other["name"]), other["name"])
             )
+        for variant, label in against:
+            if gain := comparison(groups, profile.tasks, (*base, spec["name"]), variant):
+                lines.append(
+                    f"- **{spec['name']} vs {label}** (mean of each task's dev metrics, mean ± std over "
+                    f"seeds): {gain}."
+                )
     return lines
 
 
