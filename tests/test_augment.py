@@ -211,6 +211,13 @@ def test_a_graph_backend_labels_the_transfer_set_as_the_teacher_does(tmp_path: P
     torch.testing.assert_close(values[0], values[1], rtol=0, atol=1e-4)
     graphs = list((tmp_path / "cache" / "teacher_graphs" / "mrpc").glob("*/onnx/model.onnx"))
     assert len(graphs) == 1  # made once, from the teacher's export
+    # The graph judged on dev beside the fp32 teacher (fp32 onnx: the same metrics); torch records nothing.
+    assert "teacher_backend" not in fp32.student.targets
+    (served,) = graph.student.targets["teacher_backend"]
+    assert served["backend"] == "onnx" and served["teacher"] == fp32.teacher.key and served["metrics"]
+    assert served["fp32_metrics"] == {k: fp32.teacher.metrics[k] for k in served["metrics"]}
+    for name, value in served["metrics"].items():
+        assert value == pytest.approx(fp32.teacher.metrics[name], abs=1e-3), name
 
 
 def test_teacher_backend_must_be_a_graph_backend(tmp_path: Path) -> None:

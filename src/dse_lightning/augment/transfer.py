@@ -31,7 +31,7 @@ from ..logits import KeyedLogits, Provenance, read_logits, save_logits
 from ..models.teacher_module import TeacherModule
 from ..pipeline.common import build_predictor
 from ..pipeline.distributed import wait_for_rank_zero
-from ..pipeline.graph_teacher import graph_backend, graph_teacher
+from ..pipeline.graph_teacher import graph_backend, graph_teacher, served_metrics
 from ..pipeline.inference import PairRows, predict_logits
 from ..results import TeacherResult
 from ..scoring.corpus import read_stream
@@ -80,6 +80,7 @@ class TransferSet(NoTransfer):
             raise ValueError(f"augment={name}: no generators")
         self.generators, self.augment, self.corpus, self.seed = list(generators.values()), name, corpus, seed
         self.chunk_size, self.batch_size, self.size = chunk_size, batch_size, None
+        self.served: list[dict] = []  # a graph labeller's dev metrics beside fp32's (teacher.backend)
         self.named, self.max_per_gold = generators, max_per_gold
 
     def check(self, cfg) -> None:
@@ -104,7 +105,8 @@ class TransferSet(NoTransfer):
             )
 
     def describe(self) -> dict:
-        return {**self.base.describe(), "augment": self.augment, "transfer_pairs": self.size}
+        served = {"teacher_backend": self.served} if self.served else {}
+        return {**self.base.describe(), "augment": self.augment, "transfer_pairs": self.size, **served}
 
     def key(self, ctx: TargetContext, generator: PairGenerator) -> str:
         """What one generator's labelled pairs depend on: its config, the data, the corpus, the labellers."""
@@ -149,6 +151,7 @@ class TransferSet(NoTransfer):
                 generator.name,
             )
         pairs = [tuple(p) for p in json.loads((artifact.path / "pairs.json").read_text())]
+        self.served = artifact.meta.get("served_by", self.served)  # the same labellers for every generator
         return read_logits(artifact.path / "logits.pt", self._provenance(ctx, key)), pairs
 
     def _provenance(self, ctx: TargetContext, key: str) -> Provenance:
@@ -189,13 +192,14 @@ class TransferSet(NoTransfer):
         pairs, work = self.generate(ctx, generator), store.work_dir(key)
         ids = [f"{generator.name}-{key}-{i:07d}" for i in range(len(pairs))]
         trainer = build_predictor(ctx.cfg, ctx.run_dir / "transfer")
-        logits = self._teacher_logits(ctx, trainer, pairs, ids, work)
+        logits, served = self._teacher_logits(ctx, trainer, pairs, ids, work)
 
         def write(tmp: Path) -> dict:
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False))
             save_logits(tmp / "logits.pt", ids, logits, self._provenance(ctx, key))
             teachers = [t.key for t in self.base.labellers(ctx)]
-            return {"pairs": len(pairs), "teachers": teachers, "generator": generator.describe()}
+            by = {"served_by": served} if served else {}  # torch: the teacher's own dev metrics hold
+            return {"pairs": len(pairs), "teachers": teachers, "generator": generator.describe(), **by}
 
         artifact = store.publish(
             key, write, barrier=lambda: wait_for_rank_zero(trainer, "transfer set published")
@@ -206,9 +210,11 @@ class TransferSet(NoTransfer):
 
     def _teacher_logits(
         self, ctx: TargetContext, trainer: pl.Trainer, pairs: list[Pair], ids: list[str], work: Path
-    ) -> torch.Tensor:
-        """(N, C) logits of the pairs, a chunk at a time; chunks a killed run saved are reused."""
-        modules = [labeller(ctx, trainer, t) for t in self.base.labellers(ctx)]
+    ) -> tuple[torch.Tensor, list[dict]]:
+        """(N, C) logits of the pairs, a chunk at a time (chunks a killed run saved are reused), and each
+        graph labeller's dev metrics beside its fp32 teacher's."""
+        served: list[dict] = []
+        modules = [labeller(ctx, trainer, t, served) for t in self.base.labellers(ctx)]
         chunks = []
         starts = range(0, len(pairs), self.chunk_size)
         bar = f"teacher labels {len(pairs)} transfer pairs"
@@ -223,7 +229,7 @@ class TransferSet(NoTransfer):
                         torch.save(part, tmp)
                 wait_for_rank_zero(trainer, "transfer chunk saved")
             chunks.append(torch.load(path, weights_only=True))
-        return torch.cat(chunks)
+        return torch.cat(chunks), served
 
     def _label_chunk(
         self,
@@ -242,14 +248,18 @@ class TransferSet(NoTransfer):
 
 
 def labeller(
-    ctx: TargetContext, trainer: pl.Trainer, teacher: TeacherResult
+    ctx: TargetContext, trainer: pl.Trainer, teacher: TeacherResult, served: list[dict]
 ) -> Callable[[PairRows], torch.Tensor]:
     """How a labeller scores new pairs (N, C), in the rows' order: a cross-encoder through the one inference
     path on the run's trainer (served by `teacher.backend`: torch, or a graph of its export), or a siamese
-    ensemble member (no checkpoint) through its student export."""
+    ensemble member (no checkpoint) through its student export. A graph is judged on dev first (`served`
+    gains its metrics beside the fp32 teacher's)."""
     if not teacher.checkpoint and teacher.export:  # a siamese member: the export of a student
         return lambda rows: siamese.label(teacher, ctx.task, rows)
     module = TeacherModule.load_from_checkpoint(teacher.checkpoint, map_location="cpu", weights_only=False)
     if (backend := graph_backend(ctx.cfg)) is not None:
         module = graph_teacher(ctx.cfg, ctx.data, trainer, teacher, module, backend)
+        served.append(
+            {"backend": backend.name, **served_metrics(ctx.cfg, ctx.data, trainer, module, teacher)}
+        )
     return lambda rows: predict_logits(trainer, module, rows).values

@@ -5,7 +5,9 @@ its own: `<cache_dir>/teacher_graphs/<task>/<key>/`, a CrossEncoder export with 
 `graphs_writer`), keyed by the teacher, the backend and the calibration pairs (a seeded sample of the
 task's train pairs, for the statically quantized backends). `GraphTeacher` then predicts through the one
 inference path (`predict_logits`) as the TeacherModule it stands for does: the same batches, its output
-map, both sentence orders averaged. `torch` (the default) is the module itself, fp32.
+map, both sentence orders averaged. `torch` (the default) is the module itself, fp32. `served_metrics`
+judges the graph on the task's dev splits beside the fp32 teacher's metrics: what the transfer set it
+labels records (results.json's `student.targets.teacher_backend`), so every run shows what the backend kept.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..results import TeacherResult
 from ..store import Store
 from ..utils.io import sha256_json
 from .distributed import wait_for_rank_zero
+from .inference import PairRows, predict_logits
 
 
 def graph_backend(cfg: DictConfig) -> GraphBackend | None:
@@ -84,3 +87,24 @@ def graph_teacher(
 
     artifact = store.get_or_build(key, build)
     return GraphTeacher(module, backend.compile(artifact.path / backend.file))
+
+
+def served_metrics(
+    cfg: DictConfig,
+    data: GluePairDataModule,
+    trainer: pl.Trainer,
+    served: GraphTeacher,
+    teacher: TeacherResult,
+) -> dict:
+    """The graph's dev metrics (in the teacher's batches and orders), the fp32 teacher's, and the share of
+    each it keeps (graph / fp32)."""
+    both, batch_size, metrics = cfg.teacher.get("both_orders", False), cfg.teacher.batch_size, {}
+    for split in data.task.eval_splits:
+        raw = data.raw(split)
+        pairs = list(zip(raw["sentence1"], raw["sentence2"], strict=True))
+        rows = PairRows(pairs, list(raw["id"]), data.tokenizer, data.hparams.max_length, batch_size,
+                        name=f"{data.task.name}/{split}", both_orders=both)  # fmt: skip
+        metrics |= data.task.evaluate(split, predict_logits(trainer, served, rows).values, raw["label"])
+    fp32 = {k: teacher.metrics[k] for k in metrics if k in teacher.metrics}
+    kept = {k: round(metrics[k] / v, 4) for k, v in fp32.items() if v}
+    return {"teacher": teacher.key, "metrics": metrics, "fp32_metrics": fp32, "kept": kept}
