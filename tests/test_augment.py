@@ -220,6 +220,21 @@ def test_a_graph_backend_labels_the_transfer_set_as_the_teacher_does(tmp_path: P
         assert value == pytest.approx(fp32.teacher.metrics[name], abs=1e-3), name
 
 
+def test_every_ensemble_member_labels_through_the_graph_and_is_judged_on_dev(tmp_path: Path) -> None:
+    """`targets=ensemble` with `teacher.backend=onnx`: each cross-encoder member gets its own graph, and
+    the run's record holds each member's graph dev metrics beside that member's fp32 ones."""
+    data = disjoint_glue(tmp_path)
+    ens = ["targets=ensemble", "targets.members=2", "teacher.backend=onnx"]
+    run = train(make_cfg(tmp_path, data, "ens", *AUG, "augment=pairs", *ens))
+    served = run.student.targets["teacher_backend"]
+    assert [s["teacher"] for s in served] == run.student.targets["members"]  # both members, in order
+    for member, fp32 in zip(served, run.student.targets["member_metrics"], strict=True):
+        assert member["fp32_metrics"] == {k: fp32[k] for k in member["metrics"]}
+        assert member["metrics"] == pytest.approx(member["fp32_metrics"], abs=1e-3)  # fp32 onnx
+    graphs = list((tmp_path / "cache" / "teacher_graphs" / "mrpc").glob("*/onnx/model.onnx"))
+    assert len(graphs) == 2
+
+
 def test_teacher_backend_must_be_a_graph_backend(tmp_path: Path) -> None:
     from dse_lightning.pipeline.graph_teacher import graph_backend
 
