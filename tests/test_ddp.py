@@ -100,3 +100,6 @@ def test_ddp_cpu_labels_a_transfer_set_through_the_teachers_graph(
     )  # another set's ids, same pairs
     assert (graph.parent / "pairs.json").read_text() == (fp32.parent / "pairs.json").read_text()
     torch.testing.assert_close(ddp["logits"], one["logits"], rtol=0, atol=1e-4)
+    # The graph judged on dev from every rank's share, gathered: the fp32 teacher's metrics (fp32 onnx).
+    (served,) = two["student"]["targets"]["teacher_backend"]
+    assert served["metrics"] and served["metrics"] == pytest.approx(served["fp32_metrics"], abs=1e-3)
