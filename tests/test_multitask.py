@@ -197,7 +197,10 @@ def test_ddp_cpu_trains_the_multitask_student_as_one_process(tmp_path: Path, tin
     students = {n: load_student(d / "student" / "export") for n, d in runs.items()}
     for task in ("mrpc", "stsb", "rte"):
         one, two = (json.loads((d / task / "results.json").read_text())["student"] for d in runs.values())
-        assert two["metrics"] == pytest.approx(one["metrics"], abs=1e-6), task
+        # The models agree to float noise (scores 1e-5; 6e-8 seen). A metric does to 1e-6 when it counts
+        # (acc, f1); STS-B's Pearson merges the two ranks' float32 moments, which was 2.7e-5 off one
+        # process's on an AVX-512 Xeon while the scores agreed to 6e-8: 1e-4 for it.
+        assert two["metrics"] == pytest.approx(one["metrics"], abs=1e-4 if task == "stsb" else 1e-6), task
         a, b = (s.score(*pair, task=task) for s in students.values())
         torch.testing.assert_close(b, a, rtol=0, atol=1e-5)
 
