@@ -138,6 +138,7 @@ def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
     unknown = sorted(set(raw) - set(Profile.__dataclass_fields__))
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; known: {sorted(Profile.__dataclass_fields__)}")
+    names = [s["name"] for s in raw["students"] if s.get("name")]  # what a `versus` may name
     for i, spec in enumerate(raw["students"]):
         if not {"student", "alpha"} <= set(spec) or set(spec) - {
             "student",
@@ -151,11 +152,10 @@ def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
                 f"{path}: students[{i}] needs 'student' and 'alpha' (and may have 'augment', 'name', "
                 f"'overrides', 'versus'), got {sorted(spec)}"
             )
-        names = [s.get("name") for s in raw["students"]]
         if "versus" in spec and (not spec.get("name") or spec["versus"] not in names):
             raise ValueError(
                 f"{path}: students[{i}].versus={spec['versus']!r}: a named spec compared with another "
-                f"spec's name, one of {[n for n in names if n]}"
+                f"spec's name, one of {names}"
             )
         spec.setdefault("overrides", [])
         spec.setdefault("augment", "none")

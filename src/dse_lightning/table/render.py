@@ -143,10 +143,9 @@ def _named_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
     for spec in (s for s in profile.students if s.get("name")):
         base = (spec["student"], float(spec["alpha"]), spec["augment"])
         against = [(base, f"{spec['student']} ({_variant_name(*base[1:], None)})")]
-        for other in (s for s in profile.students if "versus" in spec and s.get("name") == spec["versus"]):
-            against.append(
-                ((other["student"], float(other["alpha"]), other["augment"], other["name"]), other["name"])
-            )
+        if versus := spec.get("versus"):  # load_profile checked that a named spec has it
+            other = next(s for s in profile.students if s.get("name") == versus)
+            against.append(((other["student"], float(other["alpha"]), other["augment"], versus), versus))
         for variant, label in against:
             if gain := comparison(groups, profile.tasks, (*base, spec["name"]), variant):
                 lines.append(
