@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,17 @@ def test_recombine_pairs_train_sentences_by_each_sampler(sampler: str, tiny_back
     assert len({frozenset(p) for p in pairs}) == len(pairs) and 0 < len(pairs) <= 4
     assert not {frozenset(p) for p in pairs} & {frozenset(p) for p in GOLD}
     assert all(a != b and {a, b} <= set(src.pool) for a, b in pairs)
+
+
+def test_recombine_describes_its_encoder_by_what_it_is(tiny_backbone: Path, tmp_path: Path) -> None:
+    """The transfer-set key (describe) names the encoder folder by its weights, not its path here: a copy
+    elsewhere keys the same; other weights do not."""
+    copy = shutil.copytree(tiny_backbone, tmp_path / tiny_backbone.name)
+    here, there = (Recombine(encoder=str(folder)).describe() for folder in (tiny_backbone, copy))
+    assert here == there and str(tmp_path) not in json.dumps(there)
+    assert here["encoder"] == tiny_backbone.name and set(here["encoder_weights"])
+    (copy / next(iter(here["encoder_weights"]))).write_bytes(b"other weights")
+    assert Recombine(encoder=str(copy)).describe() != here
 
 
 def test_bm25_pairs_each_sentence_with_its_lexical_neighbours_first() -> None:
@@ -233,6 +245,20 @@ def test_every_ensemble_member_labels_through_the_graph_and_is_judged_on_dev(tmp
         assert member["metrics"] == pytest.approx(member["fp32_metrics"], abs=1e-3)  # fp32 onnx
     graphs = list((tmp_path / "cache" / "teacher_graphs" / "mrpc").glob("*/onnx/model.onnx"))
     assert len(graphs) == 2
+
+
+def test_two_generators_share_one_graph_labeller_judged_on_dev_once(tmp_path: Path, monkeypatch) -> None:
+    """augment=both through a graph: each generator's pairs are labelled, by labellers made once (the
+    teacher's checkpoint loaded, its graph compiled and judged on dev once, not once per generator)."""
+    from dse_lightning.augment import transfer
+
+    made, real = [], transfer.labeller
+    monkeypatch.setattr(transfer, "labeller", lambda *a: made.append(a[2].key) or real(*a))
+    run = train(make_cfg(tmp_path, disjoint_glue(tmp_path), "both", *AUG, "teacher.backend=onnx"))
+    assert made == [run.teacher.key]
+    assert len(list((tmp_path / "cache" / "transfer" / "mrpc").glob("*/pairs.json"))) == 2
+    (served,) = run.student.targets["teacher_backend"]
+    assert served["backend"] == "onnx" and served["teacher"] == run.teacher.key
 
 
 def test_teacher_backend_must_be_a_graph_backend(tmp_path: Path) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import islice
+from pathlib import Path
 
 import torch.nn.functional as F
 
 from ..embeddings.encode import encode_corpus, mean_pooled_encoder
+from ..utils.portable import base_model_name, weight_hashes
 from .generators import Pair, PairGenerator, Sources, quota
 
 SAMPLERS = ("bm25", "semantic", "random")
@@ -39,6 +41,16 @@ class Recombine(PairGenerator):
         if "semantic" in samplers and not encoder:
             raise ValueError("Recombine: the semantic sampler needs `encoder` (a model name or folder)")
         self.per_gold, self.samplers, self.top_k, self.encoder = per_gold, samplers, top_k, encoder
+
+    def describe(self) -> dict:
+        """The encoder by what it is: a folder by its model name (an embedded package's hub name, else the
+        folder's) and its weight hashes, not by the path it has here, so the same pairs keep their
+        transfer-set key in any checkout; a hub id as given."""
+        out = super().describe()
+        if self.encoder and Path(self.encoder).is_dir():
+            out["encoder"] = base_model_name(str(self.encoder)) or Path(self.encoder).name
+            out["encoder_weights"] = weight_hashes(self.encoder)
+        return out
 
     def _bm25(self, queries: list[str], sources: Sources) -> Iterator[Pair]:
         import bm25s

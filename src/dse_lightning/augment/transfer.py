@@ -81,6 +81,7 @@ class TransferSet(NoTransfer):
         self.generators, self.augment, self.corpus, self.seed = list(generators.values()), name, corpus, seed
         self.chunk_size, self.batch_size, self.size = chunk_size, batch_size, None
         self.served: list[dict] = []  # a graph labeller's dev metrics beside fp32's (teacher.backend)
+        self._labelling: tuple | None = None  # (predictor, labellers, served): _labellers
         self.named, self.max_per_gold = generators, max_per_gold
 
     def check(self, cfg) -> None:
@@ -122,6 +123,7 @@ class TransferSet(NoTransfer):
         gold = self.base.build(ctx)
         store = Store(Path(ctx.cfg.paths.cache_dir).resolve() / "transfer" / ctx.task.name, "transfer set")
         keys = [self.key(ctx, g) for g in self.generators]
+        self._labelling = None  # made by the first generator that labels, shared by the others
         parts = [self._labelled(ctx, store, key, g) for key, g in zip(keys, self.generators, strict=True)]
         pairs = [pair for _, part in parts for pair in part]
         if not pairs:
@@ -191,8 +193,8 @@ class TransferSet(NoTransfer):
         and the artifact while the others wait."""
         pairs, work = self.generate(ctx, generator), store.work_dir(key)
         ids = [f"{generator.name}-{key}-{i:07d}" for i in range(len(pairs))]
-        trainer = build_predictor(ctx.cfg, ctx.run_dir / "transfer")
-        logits, served = self._teacher_logits(ctx, trainer, pairs, ids, work)
+        trainer, modules, served = self._labellers(ctx)
+        logits = self._teacher_logits(ctx, trainer, modules, pairs, ids, work)
 
         def write(tmp: Path) -> dict:
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False))
@@ -208,13 +210,26 @@ class TransferSet(NoTransfer):
             shutil.rmtree(work, ignore_errors=True)
         return artifact
 
+    def _labellers(self, ctx: TargetContext) -> tuple[pl.Trainer, list, list[dict]]:
+        """The predictor, the labellers and what served them, made once per build: with two generators
+        (augment=both) the second does not load the teacher's checkpoint, compile its graph or judge it on
+        dev again."""
+        if self._labelling is None:
+            trainer, served = build_predictor(ctx.cfg, ctx.run_dir / "transfer"), []
+            modules = [labeller(ctx, trainer, t, served) for t in self.base.labellers(ctx)]
+            self._labelling = (trainer, modules, served)
+        return self._labelling
+
     def _teacher_logits(
-        self, ctx: TargetContext, trainer: pl.Trainer, pairs: list[Pair], ids: list[str], work: Path
-    ) -> tuple[torch.Tensor, list[dict]]:
-        """(N, C) logits of the pairs, a chunk at a time (chunks a killed run saved are reused), and each
-        graph labeller's dev metrics beside its fp32 teacher's."""
-        served: list[dict] = []
-        modules = [labeller(ctx, trainer, t, served) for t in self.base.labellers(ctx)]
+        self,
+        ctx: TargetContext,
+        trainer: pl.Trainer,
+        modules: list[Callable[[PairRows], torch.Tensor]],
+        pairs: list[Pair],
+        ids: list[str],
+        work: Path,
+    ) -> torch.Tensor:
+        """(N, C) logits of the pairs, a chunk at a time (chunks a killed run saved are reused)."""
         chunks = []
         starts = range(0, len(pairs), self.chunk_size)
         bar = f"teacher labels {len(pairs)} transfer pairs"
@@ -229,7 +244,7 @@ class TransferSet(NoTransfer):
                         torch.save(part, tmp)
                 wait_for_rank_zero(trainer, "transfer chunk saved")
             chunks.append(torch.load(path, weights_only=True))
-        return torch.cat(chunks), served
+        return torch.cat(chunks)
 
     def _label_chunk(
         self,
