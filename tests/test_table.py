@@ -69,6 +69,20 @@ def test_cpu_profile_expands_to_every_cell_and_one_sweep_per_seed_and_student() 
     )
 
 
+def test_the_fast_cpu_profile_is_cpu_cells_with_the_int8_labelling_teacher() -> None:
+    """cpu_fast (make reproduce-table's default): a subset of cpu's cells, each with cpu's overrides and the
+    int8 teacher backend added, so its table compares cell by cell with cpu's (its baseline)."""
+    full = {(c.task, c.name): c.overrides for c in load_profile("cpu", PAPER_TABLE / "profiles").cells()}
+    fast = load_profile("cpu_fast", PAPER_TABLE / "profiles")
+    assert fast.baseline == "cpu" and len(fast.cells()) == 3 + 3 * 3 * 4
+    for cell in fast.cells():
+        ours = list(cell.overrides)
+        ours.remove("teacher.backend=openvino-int8")
+        assert ours == list(full[(cell.task, cell.name)]), cell.name
+    make = (ROOT / "Makefile").read_text()
+    assert "PROFILE ?= cpu_fast" in make
+
+
 def test_a_multitask_spec_is_one_run_per_seed_for_all_tasks(tmp_path: Path) -> None:
     """`tasks=glue_pairs` in a spec's overrides: its cells (one per task, as any spec's) are one train run
     per seed over the profile's tasks, not a multirun over `task=`."""
@@ -336,6 +350,38 @@ def test_a_named_spec_versus_another_is_compared_with_it(tmp_path: Path, monkeyp
     assert "(+1.50 points, " in line and "per seed 1/2: +2.00/+1.00)" in line
     assert "- **dse_mt_t vs dse (alpha 0.5)**" in md and "- **dse_mt vs dse (alpha 0.5)**" in md
     assert "- **dse_mt vs dse_mt_t**" not in md  # only the way `versus` names
+
+
+def test_a_baseline_profile_is_compared_cell_by_cell(tmp_path: Path, monkeypatch) -> None:
+    """`baseline: <profile>`: every model of the table against the same cells of another profile's table
+    (in <profiles>/../<name>), seed by seed; an unknown name fails before any cell runs."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    students = [{"student": "dse", "alpha": 0.5, "augment": "pairs"}, {"student": "dse", "alpha": 0}]
+    write_profile(profiles, name="full", tasks=["mrpc"], students=students).rename(profiles / "full.yaml")
+    fast = write_profile(profiles, name="fast", tasks=["mrpc"], students=students[:1], baseline="nope")
+    calls: list = []
+    monkeypatch.setattr(cells_mod.subprocess, "run", fake_run(calls))
+    args = ["--profiles", str(profiles), "--reference", str(PAPER_TABLE / "reference.yaml")]
+    with pytest.raises(FileNotFoundError, match="PROFILE=nope"):
+        main([str(fast), *args])
+    assert not calls
+    fast.write_text(fast.read_text().replace("baseline: nope", "baseline: full"))
+    assert main(["full", *args]) == 0
+    assert main([str(fast), *args, "--stage", "cells"]) == 0
+    record = tmp_path / "fast" / "cells" / "mrpc" / "dse_pairs_a0.5_s2" / "results.json"
+    res = json.loads(record.read_text())
+    res["student"]["metrics"] = {k: v - 0.004 for k, v in res["student"]["metrics"].items()}
+    record.write_text(json.dumps(res))
+    assert main([str(fast), *args, "--stage", "render"]) == 0
+    md = (tmp_path / "fast" / "results.md").read_text()
+    assert "## Against profile `full`" in md
+    assert (
+        "- mrpc, dse (alpha 0.5, pairs): 0.8130 ± 0.0042 vs 0.8150 ± 0.0071 (-0.20 points, within "
+        "noise; per seed 1/2: +0.00/-0.40)" in md
+    )
+    assert "- mrpc, teacher (minilm): 0.8000 ± 0.0000 vs 0.8000 ± 0.0000 (+0.00 points, one seed" in md
+    assert "dse (alpha 0)" not in md.split("## Against")[1].split("##")[0]  # not a cell of this table
 
 
 def test_render_without_cells_is_a_clear_error(tmp_path: Path) -> None:

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = load_profile(args.profile, args.profiles)
     profile.common = [*profile.common, *args.override]
     out = args.out or args.profiles.parent / profile.name
+    baseline = None  # checked before any cell runs: an unknown name fails now, not after hours
+    if profile.baseline:  # its table where --out would default for it
+        baseline = (load_profile(profile.baseline, args.profiles), args.profiles.parent / profile.baseline)
     failed: list[str] = []
     if args.stage in ("cells", "all"):
         from .cells import run_cells
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage in ("render", "all"):
         from .render import render
 
-        render(profile, out, args.reference or args.profiles.parent / "reference.yaml", args.bench)
+        render(profile, out, args.reference or args.profiles.parent / "reference.yaml", args.bench, baseline)
     if failed:
         print(f"{len(failed)} cell(s) failed: {', '.join(failed)}; run again to retry them", file=sys.stderr)
         return 1

@@ -83,6 +83,7 @@ class Profile:
     transfer: dict | None = None
     keep_checkpoints: bool = True
     workers: int = 1  # cell runners in parallel, each with cores / workers threads
+    baseline: str | None = None  # another profile (its table in <profiles>/../<name>) compared cell by cell
 
     def _base(self, seed: int) -> list[str]:
         shared = [f"teacher.seed={self.teacher_seed}"] if self.teacher_seed is not None else []

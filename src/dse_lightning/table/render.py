@@ -17,7 +17,7 @@ from ..utils.io import atomic_path
 from .collect import Group, collect, mean_std, metric_names, rows
 from .plot import bar_chart, size_chart
 from .profile import Profile
-from .summary import PAPER_TASKS, average_degradation, bench_speedup, comparison
+from .summary import PAPER_TASKS, average_degradation, bench_speedup, comparison, gap
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,25 @@ def _transfer_gains(groups: dict[tuple, Group], profile: Profile) -> list[str]:
     return lines
 
 
+def _against(groups: dict[tuple, Group], base: dict[tuple, Group], name: str) -> list[str]:
+    """Every model of this table against the same model of profile `name`'s (same task, student, alpha,
+    transfer set; seed by seed): what a change around the cells, such as the teacher's backend, moved."""
+    lines = [
+        f"- {g.task}, {_label(g)}: {found}" for key, g in groups.items() if (found := gap(g, base.get(key)))
+    ]
+    if not lines:
+        return []
+    return [
+        f"## Against profile `{name}`",
+        "",
+        f"Mean of each task's dev metrics, this table's cells vs the same cells of `{name}` (mean ± std over "
+        "seeds; the gap in points is within noise when no larger than either std; per-seed differences).",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def _transfer(groups: dict[tuple, Group], out: Path, profile: Profile) -> list[str]:
     backbone = out / "cells" / "backbone" / "transfer.json"
     if not profile.transfer or not backbone.is_file():
@@ -244,9 +263,12 @@ def _numbers(by_task: dict) -> str:
     return "; ".join(f"{t} " + ", ".join(f"{m} {v}" for m, v in ms.items()) for t, ms in by_task.items())
 
 
-def markdown(groups: dict[tuple, Group], profile: Profile, out: Path, ref: dict, speed: dict) -> str:
+def markdown(
+    groups: dict[tuple, Group], profile: Profile, out: Path, ref: dict, speed: dict, base: dict | None = None
+) -> str:
     lines = [f"# The DSE paper's table, profile `{profile.name}`", "", *_provenance(out), ""]
     lines += ["## Summary", "", *_summary(groups, profile, ref), ""]
+    lines += _against(groups, base, profile.baseline) if base else []
     lines += ["## Dev results (mean ± std over seeds)", ""]
     for task in profile.tasks:
         lines += [f"### {task}", "", *_task_table(groups, task, ref, speed), ""]
@@ -261,10 +283,14 @@ def markdown(groups: dict[tuple, Group], profile: Profile, out: Path, ref: dict,
     return "\n".join(lines)
 
 
-def render(profile: Profile, out: Path, reference: Path, bench: Path) -> None:
+def render(
+    profile: Profile, out: Path, reference: Path, bench: Path, baseline: tuple[Profile, Path] | None = None
+) -> None:
     """results.csv, results.md and results.png in `out`; `reference`: the published numbers (YAML),
-    `bench`: `make bench`'s results.json (the speed-up column; absent: no column)."""
+    `bench`: `make bench`'s results.json (the speed-up column; absent: no column); `baseline`: the profile
+    `profile.baseline` names and its output dir, whose cells this table is compared with."""
     groups = collect(profile, out)
+    base = collect(*baseline) if baseline else None
     table = rows(groups)
     if not any(g.results for g in groups.values()):
         raise FileNotFoundError(f"{out}: no finished cells to render; run the cells first")
@@ -273,7 +299,7 @@ def render(profile: Profile, out: Path, reference: Path, bench: Path) -> None:
     table = _with_published(table, ref)
     write_csv(out / "results.csv", list(table[0]), table)
     with atomic_path(out / "results.md") as tmp:
-        tmp.write_text(markdown(groups, profile, out, ref, speed))
+        tmp.write_text(markdown(groups, profile, out, ref, speed, base))
     bar_chart(groups, profile, out / "results.png")
     size_chart(groups, profile, out / "transfer_size.png")
     log.info("rendered %s/results.{md,csv,png}", out)

@@ -48,23 +48,27 @@ def _paired(a: Group, b: Group) -> str:
     return f"; per seed {'/'.join(str(s) for s in seeds)}: {diffs}"
 
 
+def gap(a: Group, b: Group) -> str | None:
+    """`a` against `b` on the mean of the task's dev metrics (mean ± std over seeds): the gap in points,
+    whether it is larger than either std, and the paired differences seed by seed; None if one is empty."""
+    if not (a and a.results and b and b.results):
+        return None
+    va, vb = a.scores(), b.scores()
+    diff = statistics.fmean(va) - statistics.fmean(vb)
+    if min(len(va), len(vb)) < 2:  # one seed has no std: no verdict either way
+        verdict = "one seed, noise not measured"
+    else:
+        noise = max(statistics.stdev(v) for v in (va, vb))
+        verdict = "within noise" if abs(diff) <= noise else ("better" if diff > 0 else "worse")
+    return f"{_pm(va)} vs {_pm(vb)} ({diff * 100:+.2f} points, {verdict}{_paired(a, b)})"
+
+
 def comparison(groups: dict[tuple, Group], tasks, variant: tuple, baseline: tuple) -> str | None:
-    """Per task, the mean of its dev metrics (mean ± std over seeds) of a student variant (name, alpha,
-    augment[, spec name]) against a baseline variant, whether the gap is larger than either std, and the
-    paired differences seed by seed."""
+    """Per task, a student variant (name, alpha, augment[, spec name]) against a baseline variant (`gap`)."""
     parts = []
     for task in tasks:
-        a, b = groups.get(_key(task, variant)), groups.get(_key(task, baseline))
-        if not (a and a.results and b and b.results):
-            continue
-        va, vb = a.scores(), b.scores()
-        gap = statistics.fmean(va) - statistics.fmean(vb)
-        if min(len(va), len(vb)) < 2:  # one seed has no std: no verdict either way
-            verdict = "one seed, noise not measured"
-        else:
-            noise = max(statistics.stdev(v) for v in (va, vb))
-            verdict = "within noise" if abs(gap) <= noise else ("better" if gap > 0 else "worse")
-        parts.append(f"{task} {_pm(va)} vs {_pm(vb)} ({gap * 100:+.2f} points, {verdict}{_paired(a, b)})")
+        if found := gap(groups.get(_key(task, variant)), groups.get(_key(task, baseline))):
+            parts.append(f"{task} {found}")
     return "; ".join(parts) or None
 
 
