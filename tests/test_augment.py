@@ -138,7 +138,7 @@ def test_transfer_labelling_resumes_from_its_last_chunk(tmp_path: Path, monkeypa
     real = TransferSet._label_chunk
 
     def predict_then_die(self, *args):
-        calls.append(len(args[3]))  # the chunk's pairs
+        calls.append(len(args[1]))  # the chunk's pairs
         if len(calls) == 2:
             raise KeyboardInterrupt("killed while labelling")
         return real(self, *args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,20 @@ RECORDS = ("*.json", "*.jsonl", "*.csv", "results.md")
 
 
 def records() -> list[Path]:
-    return sorted({p for pattern in RECORDS for p in (ROOT / "experiments").rglob(pattern)})
+    """The records under experiments/ that git would commit: tracked or new, not ignored (a run's export or
+    logs, kept beside its cell on the machine that ran it, are neither records nor committed)."""
+    found = {p for pattern in RECORDS for p in (ROOT / "experiments").rglob(pattern)}
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "experiments"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):  # not a git checkout: every file is a record
+        return sorted(found)
+    return sorted(found & {ROOT / line for line in listed})
 
 
 def test_committed_records_hold_no_absolute_path() -> None:

@@ -193,8 +193,8 @@ class TransferSet(NoTransfer):
         and the artifact while the others wait."""
         pairs, work = self.generate(ctx, generator), store.work_dir(key)
         ids = [f"{generator.name}-{key}-{i:07d}" for i in range(len(pairs))]
-        trainer, modules, served = self._labellers(ctx)
-        logits = self._teacher_logits(ctx, trainer, modules, pairs, ids, work)
+        trainer, _, served = self._labellers(ctx)
+        logits = self._teacher_logits(ctx, pairs, ids, work)
 
         def write(tmp: Path) -> dict:
             (tmp / "pairs.json").write_text(json.dumps(pairs, ensure_ascii=False))
@@ -221,15 +221,10 @@ class TransferSet(NoTransfer):
         return self._labelling
 
     def _teacher_logits(
-        self,
-        ctx: TargetContext,
-        trainer: pl.Trainer,
-        modules: list[Callable[[PairRows], torch.Tensor]],
-        pairs: list[Pair],
-        ids: list[str],
-        work: Path,
+        self, ctx: TargetContext, pairs: list[Pair], ids: list[str], work: Path
     ) -> torch.Tensor:
         """(N, C) logits of the pairs, a chunk at a time (chunks a killed run saved are reused)."""
+        trainer = self._labellers(ctx)[0]
         chunks = []
         starts = range(0, len(pairs), self.chunk_size)
         bar = f"teacher labels {len(pairs)} transfer pairs"
@@ -238,7 +233,7 @@ class TransferSet(NoTransfer):
             # Every process decides alike: a chunk is saved (by rank 0) only once all have predicted it.
             if not path.is_file():
                 end = start + self.chunk_size
-                part = self._label_chunk(ctx, trainer, modules, pairs[start:end], ids[start:end])
+                part = self._label_chunk(ctx, pairs[start:end], ids[start:end])
                 if trainer.is_global_zero:
                     with atomic_path(path) as tmp:
                         torch.save(part, tmp)
@@ -246,15 +241,9 @@ class TransferSet(NoTransfer):
             chunks.append(torch.load(path, weights_only=True))
         return torch.cat(chunks)
 
-    def _label_chunk(
-        self,
-        ctx: TargetContext,
-        trainer: pl.Trainer,
-        modules: list[Callable[[PairRows], torch.Tensor]],
-        pairs: list[Pair],
-        ids: list[str],
-    ) -> torch.Tensor:
+    def _label_chunk(self, ctx: TargetContext, pairs: list[Pair], ids: list[str]) -> torch.Tensor:
         """(n, C) logits of one chunk's pairs, averaged over the labellers (the teacher, or an ensemble)."""
+        modules = self._labellers(ctx)[1]
         both = ctx.cfg.teacher.get("both_orders", False)
         rows = PairRows(
             pairs, ids, ctx.data.tokenizer, ctx.data.hparams.max_length, self.batch_size, both_orders=both
