@@ -77,7 +77,9 @@ def test_a_cell_without_its_export_counts_its_runs_metrics_for_torch_only(
     monkeypatch.setattr(frontier, "read_meta", lambda export, kind: {"onnx": GRAPHS})
     run = SimpleNamespace(student=SimpleNamespace(metrics={"pearson": 0.8}))
     monkeypatch.setattr(frontier, "result", lambda cell: run)
-    rows = [r for r in frontier.quality(["stsb"], tmp_path / "evaluations.json") if r["layers"] == 6]
+    rows = [
+        r for r in frontier.quality(["stsb"], tmp_path / "evaluations.json") if r["model"] == "dse 6 layers"
+    ]
     torch_row, int8_row, openvino_row = rows
     assert openvino_row == {**int8_row, "backend": "openvino-int8"}
     assert torch_row["seeds"] == 3 and torch_row["score"] == pytest.approx((0.5 + 0.8 + 0.8) / 3)

@@ -51,6 +51,9 @@ SOURCES = {  # the model's label -> its cells
     "dse 6 layers": Source(
         6, "experiments/paper_table/profiles/cpu.yaml", "experiments/paper_table/cpu", "dse_pairs_a0.5"
     ),
+    "dse 6 layers, lr 1e-4, seeds 51-53": Source(
+        6, f"{FRONTIER}/profile_six_lr.yaml", FRONTIER, "dse_pairs_lr1e-4_a0.5"
+    ),
     "dse 3 layers": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3_pairs_a0.5"),
     "dse 3 layers (2nd, 4th, 6th)": Source(3, f"{FRONTIER}/profile.yaml", FRONTIER, "dse3spread_pairs_a0.5"),
     "dse 3 layers, 3 epochs": Source(3, f"{FRONTIER}/profile_epochs.yaml", FRONTIER, "dse3_pairs_a0.5_e3"),
