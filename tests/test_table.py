@@ -198,6 +198,13 @@ def test_cells_resume_skip_finished_and_survive_failures(tmp_path: Path, monkeyp
     assert sorted(calls) == ["bilstm_a0_s2", "bilstm_a0_s2"]  # only what had failed runs again
     timings = json.loads((tmp_path / "out" / "timings.json").read_text())
     assert len(timings) == 18
+    # a run killed between a cell's end and its sweep's: the next run records that cell, keeps the rest
+    lost = timings.pop("stsb/teacher_s1")
+    timings["mrpc/teacher_s1"]["wall_s"] = 1.5
+    (tmp_path / "out" / "timings.json").write_text(json.dumps(timings))
+    assert cells_mod.run_cells(profile, tmp_path / "out") == []
+    again = json.loads((tmp_path / "out" / "timings.json").read_text())
+    assert again["stsb/teacher_s1"] == lost and again["mrpc/teacher_s1"]["wall_s"] == 1.5
 
 
 def test_a_changed_profile_refuses_its_stale_finished_cells(tmp_path: Path, monkeypatch) -> None:

@@ -77,18 +77,22 @@ def _mark(cells: tuple[Cell, ...], out: Path) -> None:
 
 
 def _record(out: Path, cells: list[Cell], keep_checkpoints: bool) -> None:
-    """Wall times of the newly finished cells into timings.json; their training checkpoints pruned
-    (hundreds of MB a cell; the table needs results.json and the exported student)."""
+    """Wall times of finished cells not yet in timings.json (a recorded time is kept: cells copied in
+    come with theirs); their training checkpoints pruned (hundreds of MB a cell; the table needs
+    results.json and the exported student)."""
     with FileLock(out / ".timings.lock"):
         path = out / "timings.json"
         timings = json.loads(path.read_text()) if path.is_file() else {}
         for cell in cells:
             done = cell.dir(out) / "results.json"
             finished = datetime.datetime.fromtimestamp(done.stat().st_mtime).isoformat(timespec="seconds")
-            timings[f"{cell.task}/{cell.name}"] = {
-                "wall_s": result(cell.dir(out)).wall_time_s,
-                "finished": finished,
-            }
+            timings.setdefault(
+                f"{cell.task}/{cell.name}",
+                {
+                    "wall_s": result(cell.dir(out)).wall_time_s,
+                    "finished": finished,
+                },
+            )
             if not keep_checkpoints:
                 for ckpt_dir in cell.dir(out).glob("*/checkpoints"):
                     shutil.rmtree(ckpt_dir)
@@ -151,4 +155,6 @@ def run_cells(profile: Profile, out: Path, workers: int = 1) -> list[str]:
             thread.start()
         for thread in threads:
             thread.join()
+    # A run killed after a cell ended but before its sweep did left that cell's time unrecorded.
+    _record(out, [c for c in profile.cells() if is_done(c.dir(out))], profile.keep_checkpoints)
     return [f"{c.task}/{c.name}" for c in todo if not is_done(c.dir(out))]
