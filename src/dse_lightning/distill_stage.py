@@ -3,9 +3,10 @@
 A student is an artifact of the store (store.py), `<cache_dir>/students/<task>/<key>/` holding its export,
 its record in the manifest's meta; the key hashes everything that determines it (teacher key, student,
 loss and targets config, data, seed, trainer numerics; a model folder by what it is, `by_identity`). It
-trains in `<key>.work/` and resumes from it after a kill. Once published it stays in the store, as a teacher does: a run with the same key (one that was
-killed before its results.json, one started beside it, or a later one) reuses it instead of training
-again. Its checkpoints move into the run dir of the run that trained it once results.json is written.
+trains in `<key>.work/` and resumes from it after a kill. Once published it stays in the store, as a
+teacher does: a run with the same key (one that was killed before its results.json, one started beside it,
+or a later one) reuses it instead of training again. Its checkpoints move into the run dir of the run that
+trained it once results.json is written.
 """
 
 from __future__ import annotations
