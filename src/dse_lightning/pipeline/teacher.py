@@ -9,8 +9,8 @@ resumes from it after a kill. Every run copies the export to `<run dir>/teacher/
 Where the logits come from is the teacher entry's `source` (conf/teacher/), a `TeacherSource`: a
 TeacherModule fitted from `teacher.module` (`ModuleTeacher`, the default of entries without one), a ready
 fine-tuned model (`ReadyTeacher`, pipeline/ready.py) or score files (`ScoreFiles`, pipeline/scores.py).
-A file or model the config names by path enters the key by content (`TeacherSource.inputs`): moving it keeps
-the key, changing it changes the key.
+A file or model the config names by path enters the key by content (`TeacherSource.inputs`; a model folder,
+the embedded backbone included, through `by_identity`): moving it keeps the key, changing it changes the key.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..options import at_least, teacher_source
 from ..results import TeacherResult
 from ..store import Artifact, Store, retire_work
 from ..utils.io import sha256_file, sha256_json
+from ..utils.portable import by_identity
 from .common import (
     build_datamodule,
     build_trainer,
@@ -68,7 +69,7 @@ def teacher_key(cfg: DictConfig, dm: GluePairDataModule, inputs: list[dict]) -> 
     return sha256_json(
         {
             "task": task,
-            "teacher": by_content(teacher, {i["name"]: i["sha256"] for i in inputs}),
+            "teacher": by_identity(by_content(teacher, {i["name"]: i["sha256"] for i in inputs})),
             "data": {s: dm.fingerprint(s) for s in dm.task.splits},
             "max_length": dm.hparams.max_length,
             "seed": cfg.teacher.seed,

@@ -69,17 +69,41 @@ def base_model_name(backbone: Any) -> str | None:
     return backbone if looks_like_id and not os.path.exists(backbone) else None
 
 
+def _embedded_name(text: str) -> str | None:
+    """The portable name of a path in (or of) an installed embedded model's folder; None for others."""
+    for folder, name in _embedded_dirs().items():
+        if text == folder or text.startswith(folder + os.sep):
+            return name + text[len(folder) :]
+    return None
+
+
 def portable_path(text: str, base: Path | None = None) -> str:
     """`text` unchanged unless it is (or starts with) an absolute path: an embedded model's name, or the
     path relative to `base`, the record's folder (None: the working directory, for a document whose
     commands are run from there, such as a model card)."""
-    for folder, name in _embedded_dirs().items():
-        if text == folder or text.startswith(folder + os.sep):
-            return name + text[len(folder) :]
+    if (name := _embedded_name(text)) is not None:
+        return name
     if not os.path.isabs(text):
         key, sep, value = text.partition("=")  # an override, `data.dir=/abs/path`
         return f"{key}={portable_path(value, base)}" if sep and os.path.isabs(value) else text
     return os.path.relpath(text, base or os.getcwd())
+
+
+def by_identity(record: Any) -> Any:
+    """`record` (JSON-like, a config a store key hashes) with every model folder it names replaced by what
+    the model is: an embedded model's folder by its package and version, any other folder holding weights
+    by their sha256 (`weight_hashes`). So a key is the same in every checkout (the embedded model lies in
+    each one's own virtualenv) and for a copy of a folder, and changes with the weights. Text that names no
+    such folder (a hub id, a tokenizer-only folder, an option) is kept as given."""
+    if isinstance(record, dict):
+        return {k: by_identity(v) for k, v in record.items()}
+    if isinstance(record, (list, tuple)):
+        return [by_identity(v) for v in record]
+    if not isinstance(record, str):
+        return record
+    if (name := _embedded_name(record)) is not None:
+        return name
+    return (os.path.isdir(record) and weight_hashes(record)) or record
 
 
 def library_versions() -> dict[str, str]:
