@@ -84,15 +84,12 @@ def _record(out: Path, cells: list[Cell], keep_checkpoints: bool) -> None:
         path = out / "timings.json"
         timings = json.loads(path.read_text()) if path.is_file() else {}
         for cell in cells:
+            name = f"{cell.task}/{cell.name}"
+            if name in timings:
+                continue
             done = cell.dir(out) / "results.json"
             finished = datetime.datetime.fromtimestamp(done.stat().st_mtime).isoformat(timespec="seconds")
-            timings.setdefault(
-                f"{cell.task}/{cell.name}",
-                {
-                    "wall_s": result(cell.dir(out)).wall_time_s,
-                    "finished": finished,
-                },
-            )
+            timings[name] = {"wall_s": result(cell.dir(out)).wall_time_s, "finished": finished}
             if not keep_checkpoints:
                 for ckpt_dir in cell.dir(out).glob("*/checkpoints"):
                     shutil.rmtree(ckpt_dir)
