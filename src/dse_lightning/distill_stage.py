@@ -67,11 +67,13 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "teacher": teacher.key,
             "student": by_identity(config_dict(cfg.student)),
             "distill": _as_float_alpha(config_dict(cfg.distill)),
-            "targets": {  # max_members limits what may be asked; it changes no student
-                k: v
-                for k, v in without_added_defaults(config_dict(cfg.targets), {"siamese": 0}).items()
-                if k != "max_members"
-            },
+            "targets": by_identity(  # max_members limits what may be asked; it changes no student
+                {
+                    k: v
+                    for k, v in without_added_defaults(config_dict(cfg.targets), {"siamese": 0}).items()
+                    if k != "max_members"
+                }
+            ),
             "augment": by_identity(
                 {
                     k: v

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
-from ..export.student_io import load_student
+from ..export.student_io import load_student, verify_export
 from ..logits import load_logits, save_logits
 from ..pipeline.inference import PairRows
 from ..pipeline.teacher import logits_file
-from ..results import StudentResult, TeacherResult
+from ..results import TeacherResult
 from ..store import Artifact, Store
+from ..utils.io import sha256_json
+from ..utils.portable import weight_hashes
 from .base import TargetContext
 
 log = logging.getLogger(__name__)
@@ -44,19 +48,24 @@ def label(member: TeacherResult, task, rows: PairRows) -> torch.Tensor:
     return pair_logits(member.export, task, list(first), list(second))
 
 
-def _publish(ctx: TargetContext, student: StudentResult, store: Store) -> Artifact:
-    identity = f"siamese-{student.key}"  # what its logits' provenance names (TeacherResult.identity)
+def _store(ctx: TargetContext) -> Store:
+    return Store(Path(ctx.cfg.paths.cache_dir).resolve() / "siamese" / ctx.task.name, "siamese member logits")
+
+
+def _publish(ctx: TargetContext, key: str, export: str, store: Store) -> Artifact:
+    """The export's logits of every split of the run's data, stored under `key` (reused when there)."""
+    identity = f"siamese-{key}"  # what its logits' provenance names (TeacherResult.identity)
 
     def write(tmp: Path) -> dict:
         for split in ctx.task.splits:
             rows = ctx.data.raw(split)
-            values = pair_logits(student.export, ctx.task, list(rows["sentence1"]), list(rows["sentence2"]))
+            values = pair_logits(export, ctx.task, list(rows["sentence1"]), list(rows["sentence2"]))
             provenance = ctx.data.provenance(identity, split)
             save_logits(tmp / logits_file(split), list(rows["id"]), values, provenance)
             load_logits(tmp / logits_file(split), provenance, list(rows["id"]))  # the round trip
-        return {"identity": identity, "student": student.key}
+        return {"identity": identity, "student": key}
 
-    return store.get_or_build(student.key, lambda: store.publish(student.key, write))
+    return store.get_or_build(key, lambda: store.publish(key, write))
 
 
 def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
@@ -64,10 +73,7 @@ def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
     if ctx.gold_student is None:
         raise ValueError("targets.siamese: gold-trained members are fitted by the distill stage only")
     student = ctx.gold_student(seed)
-    store = Store(
-        Path(ctx.cfg.paths.cache_dir).resolve() / "siamese" / ctx.task.name, "siamese member logits"
-    )
-    artifact = _publish(ctx, student, store)
+    artifact = _publish(ctx, student.key, student.export, _store(ctx))
     log.info("ensemble: siamese member %s (seed %d), dev %s", student.key, seed, student.metrics)
     return TeacherResult(
         name=f"{student.name} (gold, alpha 0)",
@@ -78,3 +84,34 @@ def siamese_member(ctx: TargetContext, seed: int) -> TeacherResult:
         export=student.export,
         identity=artifact.meta["identity"],
     )
+
+
+def export_member(ctx: TargetContext, export: str, option: str) -> TeacherResult:
+    """A student export made elsewhere (a deeper distilled student, for a shallower one) as a member: its
+    logits of the run's data, stored under the export's weights and the data (its path names nothing)."""
+    spec = verify_export(export, remedy=f"{option}: give a student export folder (<run>/student/export)")
+    if spec.get("task") != ctx.task.name:
+        raise ValueError(f"{option}{export}: a {spec.get('task')} student, not a {ctx.task.name} one")
+    data = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}
+    key = sha256_json({"export": weight_hashes(export), "data": data})[:16]
+    artifact = _publish(ctx, key, export, _store(ctx))
+    log.info("student export %s as a logit source (key %s)", export, key)
+    return TeacherResult(
+        name=f"student export {key}",
+        key=key,
+        metrics={},  # filled by the caller from its dev logits
+        params=_params(export),
+        logits=str(artifact.path / "logits.pt"),
+        export=export,
+        identity=artifact.meta["identity"],
+        inputs=[{"option": option, "name": export, "sha256": weight_hashes(export)}],
+    )
+
+
+def _params(export: str) -> int:
+    """Parameters of an export's encoder and head (their safetensors), without building the model."""
+    total = 0
+    for file in sorted(Path(export).glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            total += sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
+    return total
