@@ -35,10 +35,10 @@ def states(model: BertModel, feats: dict) -> tuple[torch.Tensor, ...]:
 def test_the_term_is_zero_on_the_source_itself_and_reads_only_real_tokens() -> None:
     source, feats = bert(4, 0), features([5, 3])
     match = HiddenStateMatch(source, [[2, 2], [4, 4]])
-    assert match(states(source, feats), feats).item() == pytest.approx(0.0, abs=1e-10)
+    assert match(states(source, feats), feats)["hidden"].item() == pytest.approx(0.0, abs=1e-10)
     other = HiddenStateMatch(source, [[1, 2], [2, 4]])
     student_states = [s.detach().clone().requires_grad_(True) for s in states(bert(2, 1), feats)]
-    term = other(student_states, feats)
+    term = other(student_states, feats)["hidden"]
     assert term.item() > 0
     term.backward()  # into the student's states, not into the frozen source
     assert student_states[1].grad is not None and student_states[1].grad[1, 3:].abs().sum() == 0  # padding
@@ -46,7 +46,7 @@ def test_the_term_is_zero_on_the_source_itself_and_reads_only_real_tokens() -> N
     padded = [s.clone() for s in student_states]
     for s in padded:
         s.data[1, 3:] += 100.0  # what a padded position holds does not count
-    assert other(padded, feats).item() == pytest.approx(term.item())
+    assert other(padded, feats)["hidden"].item() == pytest.approx(term.item())
     match.train()
     assert not match.source.training  # frozen: eval mode whatever the module is asked
 
@@ -93,6 +93,15 @@ def test_a_shallow_student_trains_with_the_term_of_a_deeper_source(
     assert matched.student.key != plain.student.key and matched.teacher.key == plain.teacher.key
     export = Path(matched.student.export)
     assert AutoModel.from_pretrained(export).config.num_hidden_layers == 2  # the student only
+    # attention matched too: another student again; trained with eager attention, exported for any
+    attended = train(
+        make_cfg(
+            tmp_path, data, "attended", *common, "intermediate=hidden", f"intermediate.source={tiny_backbone}",
+            "intermediate.layers=[[1,2],[2,4]]", "intermediate.attention_weight=1.0",
+        )
+    )  # fmt: skip
+    assert attended.student.key not in (plain.student.key, matched.student.key)
+    assert "eager" not in (Path(attended.student.export) / "config.json").read_text()
 
 
 def test_intermediate_needs_a_transformer_student(tmp_path: Path, tiny_backbone: Path) -> None:
@@ -112,3 +121,32 @@ def test_intermediate_needs_a_transformer_student(tmp_path: Path, tiny_backbone:
     )
     with pytest.raises(Exception, match="intermediate.source=/no/x: no such folder"):
         train(missing)
+
+
+def attentions(model: BertModel, feats: dict) -> tuple[torch.Tensor, ...]:
+    return model(**feats, output_attentions=True).attentions
+
+
+def test_the_attention_term_is_zero_on_the_source_and_reads_only_real_queries() -> None:
+    """attention_weight > 0: KL from the source's attention distributions to the student's, over real query
+    tokens; both run eager attention (the only kind that returns its weights)."""
+    source, feats = bert(4, 0), features([5, 3])
+    match = HiddenStateMatch(source, [[2, 2], [4, 4]], weight=0.0, attention_weight=1.0)
+    assert source.config._attn_implementation == "eager"
+    terms = match(states(source, feats), feats, attentions(source, feats))
+    assert terms["attention"].item() == pytest.approx(0.0, abs=1e-6) and match.total(terms).item() < 1e-6
+    student = bert(2, 1)
+    student.set_attn_implementation("eager")
+    other = HiddenStateMatch(source, [[0, 0], [1, 2], [2, 4]], weight=2.0, attention_weight=3.0)
+    weights = [a.detach().clone().requires_grad_(True) for a in attentions(student, feats)]
+    terms = other(states(student, feats), feats, weights)
+    assert terms["attention"].item() > 0
+    assert other.total(terms).item() == pytest.approx(2 * terms["hidden"].item() + 3 * terms["attention"].item())
+    terms["attention"].backward()
+    assert weights[0].grad[1, :, 3:].abs().sum() == 0 and weights[0].grad[1, :, :3].abs().sum() > 0  # padding
+    with pytest.raises(ValueError, match="the student's attention weights are needed"):
+        other(states(student, feats), feats)
+    with pytest.raises(ValueError, match=r"layers=\[\[0, 0\]\] map no layer with attention weights"):
+        HiddenStateMatch(source, [[0, 0]], attention_weight=1.0)
+    with pytest.raises(ValueError, match="one of them > 0"):
+        HiddenStateMatch(source, [[1, 2]], weight=0.0)

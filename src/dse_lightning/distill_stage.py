@@ -90,7 +90,8 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
 
 def intermediate_spec(cfg: DictConfig) -> dict:
     """The intermediate term's config with its source folder named by its weights' sha256."""
-    return by_identity(config_dict(cfg.intermediate))
+    # attention_weight 0 (no attention term) keeps the keys the option had before it could match attention
+    return by_identity(without_added_defaults(config_dict(cfg.intermediate), {"attention_weight": 0.0}))
 
 
 def _as_float_alpha(distill: dict) -> dict:

@@ -50,6 +50,8 @@ class DistillModule(PairTaskModule):
                     "intermediate: hidden states to match need a transformer student (student=dse)"
                 )
             intermediate.check(backbone)
+            if intermediate.attentions:  # only eager attention returns its weights (sdpa returns none)
+                backbone.set_attn_implementation("eager")
 
     def lr_by_prefix(self) -> dict[str, float] | None:
         # The pair head starts from random weights while the encoder is pretrained: it may learn faster.
@@ -76,24 +78,30 @@ class DistillModule(PairTaskModule):
         # No teacher logits on dev: the evaluation loss is the task loss alone.
         return self.task.kind.task_loss(logits, batch["labels"])
 
-    def _logits_and_intermediate(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _logits_and_intermediate(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict | None]:
         if self.intermediate is None:
             return self(batch), None
         features = batch["sentences"]
-        emb, states = self.student.encoder.encode_states(
-            features["input_ids"], features["attention_mask"], features.get("token_type_ids")
+        emb, states, attentions = self.student.encoder.encode_states(
+            features["input_ids"],
+            features["attention_mask"],
+            features.get("token_type_ids"),
+            attentions=self.intermediate.attentions,
         )
-        return self.student.head(emb[batch["a"]], emb[batch["b"]]), self.intermediate(states, features)
+        terms = self.intermediate(states, features, attentions)
+        return self.student.head(emb[batch["a"]], emb[batch["b"]]), terms
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        logits, hidden = self._logits_and_intermediate(batch)
+        logits, terms = self._logits_and_intermediate(batch)
         parts = self.loss(logits, batch["labels"], self._targets(batch), batch.get("has_label"))
         bs = len(batch["ids"])
         logged = {"train/task_loss": parts["task"], "train/distill_loss": parts["distill"]}
         loss = parts["loss"]
-        if hidden is not None:
-            loss = loss + self.intermediate.weight * hidden
-            logged["train/intermediate_loss"] = hidden
+        if terms is not None:
+            loss = loss + self.intermediate.total(terms)
+            logged["train/intermediate_loss"] = terms["hidden"]
+            if "attention" in terms:
+                logged["train/attention_loss"] = terms["attention"]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         self.log_dict(logged, batch_size=bs)
         return loss

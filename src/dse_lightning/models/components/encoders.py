@@ -163,16 +163,22 @@ class TransformerEncoder(SentenceEncoder):
         return self.encode_states(input_ids, attention_mask, token_type_ids)[0]
 
     def encode_states(
-        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None
-    ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """(B, D) embeddings and the backbone's hidden states, (num_layers + 1) x (B, L, H): what
-        intermediate-layer distillation matches (models/components/intermediate.py)."""
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        token_type_ids: Tensor | None = None,
+        attentions: bool = False,
+    ) -> tuple[Tensor, tuple[Tensor, ...], tuple[Tensor, ...] | None]:
+        """(B, D) embeddings, the backbone's hidden states, (num_layers + 1) x (B, L, H), and with
+        `attentions` its attention weights, num_layers x (B, heads, L, L) (the backbone must run eager
+        attention): what intermediate-layer distillation matches (models/components/intermediate.py)."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": True}
         if token_type_ids is not None:  # some backbones (DistilBERT) take no token types at all
             kwargs["token_type_ids"] = token_type_ids
-        hidden_states = self.backbone(**kwargs).hidden_states  # (num_layers + 1) x (B, L, H)
-        pooled = self.pooling(hidden_states, attention_mask)  # (B, pooled_dim)
-        return (self.projection(pooled) if self.projection is not None else pooled), hidden_states
+        out = self.backbone(**kwargs, output_attentions=attentions)
+        pooled = self.pooling(out.hidden_states, attention_mask)  # (B, pooled_dim)
+        embeddings = self.projection(pooled) if self.projection is not None else pooled
+        return embeddings, out.hidden_states, (out.attentions if attentions else None)
 
     def export(self, folder: Path, tokenizer, max_length: int) -> dict:
         """The folder becomes a sentence-transformers model: backbone, `DSEPooling`, a Dense projection."""

@@ -7,6 +7,10 @@ export (its folder holds its backbone), the backbone itself, or any BERT-style f
 tokenizer. The declared mapping `layers` pairs [student layer, source layer], 1-based (0: the embeddings'
 output). The term is the masked mean squared error over the real tokens, averaged over the mapped pairs;
 the student's loss adds `weight` times it to the logit loss (models/distill_module.py).
+
+With `attention_weight` > 0 the mapped layers' self-attention distributions are matched too (TinyBERT's
+attention loss; as MiniLM, the KL divergence from the source's distribution to the student's, per head and
+real query token): both models then run eager attention, the only kind that returns its weights.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoModel, PreTrainedModel
 
@@ -21,16 +26,39 @@ from transformers import AutoModel, PreTrainedModel
 class HiddenStateMatch(nn.Module):
     """`forward(student_states, features) -> scalar`: the term for a batch of sentences."""
 
-    def __init__(self, source: str | PreTrainedModel, layers: Sequence[Sequence[int]], weight: float = 1.0):
+    def __init__(
+        self,
+        source: str | PreTrainedModel,
+        layers: Sequence[Sequence[int]],
+        weight: float = 1.0,
+        attention_weight: float = 0.0,
+    ):
         super().__init__()
         model = source if isinstance(source, PreTrainedModel) else AutoModel.from_pretrained(str(source))
         self.source = model.eval().requires_grad_(False)
         self.layers = [(int(s), int(t)) for s, t in layers]
-        self.weight = float(weight)
-        if not self.layers or self.weight <= 0:
+        self.weight, self.attention_weight = float(weight), float(attention_weight)
+        if (
+            not self.layers
+            or min(self.weight, self.attention_weight) < 0
+            or self.weight + self.attention_weight <= 0
+        ):
             raise ValueError(
-                f"intermediate: layers={layers} must map at least one layer, weight={weight} > 0"
+                f"intermediate: layers={layers} must map at least one layer, weight={weight} and "
+                f"attention_weight={attention_weight} >= 0, one of them > 0"
             )
+        if self.attentions:
+            if not [p for p in self.layers if min(p) > 0]:
+                raise ValueError(
+                    f"intermediate.attention_weight: layers={layers} map no layer with attention weights "
+                    "(0 is the embeddings)"
+                )
+            self.source.set_attn_implementation("eager")
+
+    @property
+    def attentions(self) -> bool:
+        """Whether the student must return its attention weights (and run eager attention)."""
+        return self.attention_weight > 0
 
     def check(self, student: PreTrainedModel) -> None:
         """Refuse a mapping the two models cannot meet: a layer past either's depth, another width or
@@ -53,17 +81,51 @@ class HiddenStateMatch(nn.Module):
         self.source.eval()  # frozen: no dropout, whatever Lightning asks of the module
         return self
 
-    def forward(self, student_states: Sequence[Tensor], features: dict[str, Tensor]) -> Tensor:
-        """student_states: (embeddings, layer 1, ...) each (S, L, H), of the sentences `features` holds."""
+    def forward(
+        self,
+        student_states: Sequence[Tensor],
+        features: dict[str, Tensor],
+        student_attentions: Sequence[Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """The terms of a batch: `hidden` and, with attention_weight > 0, `attention`. student_states:
+        (embeddings, layer 1, ...) each (S, L, H); student_attentions: layer 1, ... each (S, heads, L, L),
+        of the sentences `features` holds."""
         inputs = {k: features[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in features}
         with torch.no_grad():
-            source_states = self.source(**inputs, output_hidden_states=True).hidden_states
+            out = self.source(**inputs, output_hidden_states=True, output_attentions=self.attentions)
         mask = features["attention_mask"].unsqueeze(-1).to(student_states[0].dtype)  # (S, L, 1)
         denominator = mask.sum() * student_states[0].size(-1)
-        terms = [
-            ((student_states[i] - source_states[j]).pow(2) * mask).sum() / denominator for i, j in self.layers
+        hidden = [
+            ((student_states[i] - out.hidden_states[j]).pow(2) * mask).sum() / denominator
+            for i, j in self.layers
         ]
-        return torch.stack(terms).mean()
+        terms = {"hidden": torch.stack(hidden).mean()}
+        if self.attentions:
+            if student_attentions is None:
+                raise ValueError(
+                    "intermediate.attention_weight > 0: the student's attention weights are needed"
+                )
+            pairs = [
+                (student_attentions[i - 1], out.attentions[j - 1]) for i, j in self.layers if min(i, j) > 0
+            ]
+            terms["attention"] = torch.stack([_attention_kl(s, t, mask) for s, t in pairs]).mean()
+        return terms
+
+    def total(self, terms: dict[str, Tensor]) -> Tensor:
+        """What the student's loss adds: the weighted terms."""
+        return self.weight * terms["hidden"] + self.attention_weight * terms.get("attention", 0.0)
 
     def describe(self) -> dict:
-        return {"kind": "hidden_mse", "layers": [list(p) for p in self.layers], "weight": self.weight}
+        out = {"kind": "hidden_mse", "layers": [list(p) for p in self.layers], "weight": self.weight}
+        return out | (
+            {"attention": "kl", "attention_weight": self.attention_weight} if self.attentions else {}
+        )
+
+
+def _attention_kl(student: Tensor, source: Tensor, mask: Tensor) -> Tensor:
+    """KL(source || student) of each head's attention distribution over the keys, averaged over the heads
+    and the real query tokens. mask: (S, L, 1); padded keys hold ~0 in both (the models mask them)."""
+    log_student = student.clamp_min(1e-12).log()  # a masked key's weight is 0: keep its log finite
+    kl = F.kl_div(log_student, source, reduction="none").sum(-1)  # (S, heads, L)
+    rows = mask.squeeze(-1).unsqueeze(1)  # (S, 1, L): real query tokens
+    return (kl * rows).sum() / (rows.sum() * student.size(1))
