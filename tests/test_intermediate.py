@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModel, BertConfig, BertModel
 
 from conftest import MRPC_HEADER, NO_DROPOUT, TINY_BERT, make_cfg, mrpc_rows, write_tsv
-from dse_lightning.models.components.intermediate import HiddenStateMatch
+from dse_lightning.models.components.intermediate import ATTENTION, HiddenStateMatch
 from dse_lightning.train import train
 
 CONFIG = {k: v for k, v in TINY_BERT.items() if k != "model_type"}
@@ -96,12 +96,14 @@ def test_a_shallow_student_trains_with_the_term_of_a_deeper_source(
     # attention matched too: another student again; trained with eager attention, exported for any
     attended = train(
         make_cfg(
-            tmp_path, data, "attended", *common, "intermediate=hidden", f"intermediate.source={tiny_backbone}",
-            "intermediate.layers=[[1,2],[2,4]]", "intermediate.attention_weight=1.0",
+            tmp_path, data, "attended", *common, "intermediate=hidden",
+            f"intermediate.source={tiny_backbone}", "intermediate.layers=[[1,2],[2,4]]",
+            "intermediate.attention_weight=1.0",
         )
     )  # fmt: skip
     assert attended.student.key not in (plain.student.key, matched.student.key)
-    assert "eager" not in (Path(attended.student.export) / "config.json").read_text()
+    config = (Path(attended.student.export) / "config.json").read_text()
+    assert "eager" not in config and ATTENTION not in config  # the export serves with the default kind
 
 
 def test_intermediate_needs_a_transformer_student(tmp_path: Path, tiny_backbone: Path) -> None:
@@ -132,16 +134,19 @@ def test_the_attention_term_is_zero_on_the_source_and_reads_only_real_queries() 
     tokens; both run eager attention (the only kind that returns its weights)."""
     source, feats = bert(4, 0), features([5, 3])
     match = HiddenStateMatch(source, [[2, 2], [4, 4]], weight=0.0, attention_weight=1.0)
-    assert source.config._attn_implementation == "eager"
+    assert source.config._attn_implementation == ATTENTION
     terms = match(states(source, feats), feats, attentions(source, feats))
     assert terms["attention"].item() == pytest.approx(0.0, abs=1e-6) and match.total(terms).item() < 1e-6
     student = bert(2, 1)
-    student.set_attn_implementation("eager")
+    student.set_attn_implementation(ATTENTION)
+    student.train()  # dropout on: the weights matched are the distribution before it
     other = HiddenStateMatch(source, [[0, 0], [1, 2], [2, 4]], weight=2.0, attention_weight=3.0)
     weights = [a.detach().clone().requires_grad_(True) for a in attentions(student, feats)]
     terms = other(states(student, feats), feats, weights)
     assert terms["attention"].item() > 0
-    assert other.total(terms).item() == pytest.approx(2 * terms["hidden"].item() + 3 * terms["attention"].item())
+    assert other.total(terms).item() == pytest.approx(
+        2 * terms["hidden"].item() + 3 * terms["attention"].item()
+    )
     terms["attention"].backward()
     assert weights[0].grad[1, :, 3:].abs().sum() == 0 and weights[0].grad[1, :, :3].abs().sum() > 0  # padding
     with pytest.raises(ValueError, match="the student's attention weights are needed"):
@@ -150,3 +155,22 @@ def test_the_attention_term_is_zero_on_the_source_and_reads_only_real_queries() 
         HiddenStateMatch(source, [[0, 0]], attention_weight=1.0)
     with pytest.raises(ValueError, match="one of them > 0"):
         HiddenStateMatch(source, [[1, 2]], weight=0.0)
+
+
+def test_the_matched_attention_kind_returns_the_weights_before_dropout() -> None:
+    """transformers' eager attention returns its weights after dropout (zeros, rows not summing to 1);
+    ATTENTION computes the same output and returns the softmax itself."""
+    torch.manual_seed(0)
+    model = BertModel(
+        BertConfig(**{**CONFIG, "num_hidden_layers": 2, "attention_probs_dropout_prob": 0.5})
+    ).train()
+    feats = features([5, 3])
+    runs = {}
+    for kind in ("eager", ATTENTION):
+        model.set_attn_implementation(kind)
+        torch.manual_seed(1)  # the same dropout draws
+        runs[kind] = model(**feats, output_attentions=True)
+    assert torch.allclose(runs[ATTENTION].last_hidden_state, runs["eager"].last_hidden_state, atol=1e-6)
+    ones = torch.ones(2, CONFIG["num_attention_heads"], 5)
+    assert torch.allclose(runs[ATTENTION].attentions[0].sum(-1), ones, atol=1e-5)
+    assert not torch.allclose(runs["eager"].attentions[0].sum(-1), ones, atol=1e-2)

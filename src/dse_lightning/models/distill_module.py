@@ -17,7 +17,7 @@ from torch import nn
 from ..data.tasks import TaskSpec
 from ..losses import DistillLoss
 from .base import PairTaskModule
-from .components.intermediate import HiddenStateMatch
+from .components.intermediate import ATTENTION, HiddenStateMatch
 from .components.student import SiameseStudent
 
 
@@ -50,8 +50,8 @@ class DistillModule(PairTaskModule):
                     "intermediate: hidden states to match need a transformer student (student=dse)"
                 )
             intermediate.check(backbone)
-            if intermediate.attentions:  # only eager attention returns its weights (sdpa returns none)
-                backbone.set_attn_implementation("eager")
+            if intermediate.attentions:  # sdpa returns no weights, eager returns them after dropout
+                backbone.set_attn_implementation(ATTENTION)
 
     def lr_by_prefix(self) -> dict[str, float] | None:
         # The pair head starts from random weights while the encoder is pretrained: it may learn faster.

@@ -10,7 +10,8 @@ the student's loss adds `weight` times it to the logit loss (models/distill_modu
 
 With `attention_weight` > 0 the mapped layers' self-attention distributions are matched too (TinyBERT's
 attention loss; as MiniLM, the KL divergence from the source's distribution to the student's, per head and
-real query token): both models then run eager attention, the only kind that returns its weights.
+real query token). Both models then run `ATTENTION`: eager attention that returns its weights before
+dropout (transformers' eager kind returns them after it, zeros in a distribution the KL cannot read).
 """
 
 from __future__ import annotations
@@ -20,7 +21,35 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AttentionInterface, AutoModel, PreTrainedModel
+from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+ATTENTION = "dse_attention_probs"  # the attention kind registered below, named in set_attn_implementation
+
+
+def attention_probs(
+    module: nn.Module,
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attention_mask: Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[Tensor, Tensor]:
+    """Eager attention (transformers' `eager_attention_forward`) returning the softmax before dropout:
+    the output is the same, the weights are the distribution the attention term matches."""
+    scaling = query.size(-1) ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = F.softmax(scores, dim=-1)
+    output = torch.matmul(F.dropout(probs, p=dropout, training=module.training), value)
+    return output.transpose(1, 2).contiguous(), probs
+
+
+AttentionInterface.register(ATTENTION, attention_probs)
+AttentionMaskInterface.register(ATTENTION, eager_mask)  # an additive float mask, as eager attention takes
 
 
 class HiddenStateMatch(nn.Module):
@@ -53,7 +82,7 @@ class HiddenStateMatch(nn.Module):
                     f"intermediate.attention_weight: layers={layers} map no layer with attention weights "
                     "(0 is the embeddings)"
                 )
-            self.source.set_attn_implementation("eager")
+            self.source.set_attn_implementation(ATTENTION)
 
     @property
     def attentions(self) -> bool:
