@@ -2,6 +2,7 @@
 
 loss = (1 - alpha) * task_loss + alpha * distill(student_logits, teacher_logits)   (losses.DistillLoss)
        [+ weight * intermediate(student hidden states, a frozen source's)]   (components/intermediate.py)
+       [+ attention_weight * KL(the source's attention distributions || the student's)]
 Batches come from the sentence view: the batch's distinct sentences are encoded once and the pairs
 index into them, so a sentence shared by several pairs costs one forward pass.
 """

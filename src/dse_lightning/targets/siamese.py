@@ -92,8 +92,8 @@ def export_member(ctx: TargetContext, export: str, option: str) -> TeacherResult
     spec = verify_export(export, remedy=f"{option}: give a student export folder (<run>/student/export)")
     if spec.get("task") != ctx.task.name:
         raise ValueError(f"{option}{export}: a {spec.get('task')} student, not a {ctx.task.name} one")
-    data = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}
-    key = sha256_json({"export": weight_hashes(export), "data": data})[:16]
+    data, weights = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}, weight_hashes(export)
+    key = sha256_json({"export": weights, "data": data})[:16]
     artifact = _publish(ctx, key, export, _store(ctx))
     log.info("student export %s as a logit source (key %s)", export, key)
     return TeacherResult(
@@ -104,7 +104,7 @@ def export_member(ctx: TargetContext, export: str, option: str) -> TeacherResult
         logits=str(artifact.path / "logits.pt"),
         export=export,
         identity=artifact.meta["identity"],
-        inputs=[{"option": option, "name": export, "sha256": weight_hashes(export)}],
+        inputs=[{"option": option, "name": export, "sha256": weights}],
     )
 
 

@@ -53,7 +53,8 @@ AttentionMaskInterface.register(ATTENTION, eager_mask)  # an additive float mask
 
 
 class HiddenStateMatch(nn.Module):
-    """`forward(student_states, features) -> scalar`: the term for a batch of sentences."""
+    """`forward(student_states, features[, student_attentions]) -> {"hidden"[, "attention"]}`: the terms
+    for a batch of sentences; `total(terms)` is what the student's loss adds."""
 
     def __init__(
         self,
@@ -86,7 +87,7 @@ class HiddenStateMatch(nn.Module):
 
     @property
     def attentions(self) -> bool:
-        """Whether the student must return its attention weights (and run eager attention)."""
+        """Whether the student must return its attention weights (and run `ATTENTION`)."""
         return self.attention_weight > 0
 
     def check(self, student: PreTrainedModel) -> None:
