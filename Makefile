@@ -11,7 +11,7 @@ LOCK ?= requirements.lock
 CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
-PROFILE ?= cpu_fast
+PROFILE ?= cpu_fast_bf16
 TABLE_ARGS ?=
 
 .PHONY: help install lock test test-slow demo bench reproduce-table lint clean
@@ -48,7 +48,7 @@ demo: install ## The main job on its offline defaults (MRPC, embedded MiniLM)
 bench: install ## Scoring speed: cross-encoder vs student with cached candidates -> experiments/bench/ (a few min)
 	$(PY) -m dse_lightning.bench $(BENCH_ARGS)
 
-reproduce-table: install ## The paper's table: PROFILE=cpu_fast (default, 4 students), cpu (7: ablations too) or paper (GPUs, hub) -> experiments/paper_table/
+reproduce-table: install ## The paper's table: PROFILE=cpu_fast_bf16 (default, 4 students, bf16), cpu_fast (the same, fp32), cpu (7: ablations too) or paper (GPUs, hub) -> experiments/paper_table/
 	$(PY) -m dse_lightning.table $(PROFILE) $(TABLE_ARGS)
 
 # lint-imports: the contracts of pyproject.toml's [tool.importlinter]; --no-cache as the graph takes a second

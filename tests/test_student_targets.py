@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from dse_lightning.config import load_task
 from dse_lightning.logits import read_logits
 from dse_lightning.pipeline.teacher import teacher_data
 from dse_lightning.results import relative_degradation
+from dse_lightning.targets import siamese
 from dse_lightning.targets.siamese import pair_logits
 from dse_lightning.train import train
 
@@ -61,3 +63,13 @@ def test_a_missing_export_is_refused_before_any_work(tmp_path: Path, mrpc_dir: P
     with pytest.raises(FileNotFoundError, match=r"targets.export=.*nope: no student export there"):
         train(cfg)
     assert not (tmp_path / "cache" / "teachers").exists()  # refused before the teacher stage
+
+
+def test_a_multitask_export_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multi-task export's manifest has `tasks`, not `task`: the refusal says so (it said 'a None
+    student, not a stsb one')."""
+    spec = {"tasks": {"mrpc": {}, "stsb": {}}}
+    monkeypatch.setattr(siamese, "verify_export", lambda export, remedy: spec)
+    ctx = SimpleNamespace(task=SimpleNamespace(name="stsb"))
+    with pytest.raises(ValueError, match=r"targets.export=mt: a multi-task export \(tasks mrpc, stsb\)"):
+        siamese.export_member(ctx, "mt", "targets.export=")

@@ -70,8 +70,8 @@ def test_cpu_profile_expands_to_every_cell_and_one_sweep_per_seed_and_student() 
 
 
 def test_the_fast_cpu_profile_is_cpu_cells_with_the_int8_labelling_teacher() -> None:
-    """cpu_fast (make reproduce-table's default): a subset of cpu's cells, each with cpu's overrides and the
-    int8 teacher backend added, so its table compares cell by cell with cpu's (its baseline)."""
+    """cpu_fast: a subset of cpu's cells, each with cpu's overrides and the int8 teacher backend added, so
+    its table compares cell by cell with cpu's (its baseline)."""
     full = {(c.task, c.name): c.overrides for c in load_profile("cpu", PAPER_TABLE / "profiles").cells()}
     fast = load_profile("cpu_fast", PAPER_TABLE / "profiles")
     assert fast.baseline == "cpu" and len(fast.cells()) == 3 + 3 * 3 * 4
@@ -79,8 +79,24 @@ def test_the_fast_cpu_profile_is_cpu_cells_with_the_int8_labelling_teacher() -> 
         ours = list(cell.overrides)
         ours.remove("teacher.backend=openvino-int8")
         assert ours == list(full[(cell.task, cell.name)]), cell.name
-    make = (ROOT / "Makefile").read_text()
-    assert "PROFILE ?= cpu_fast" in make
+
+
+def test_the_bf16_profile_is_cpu_fast_with_bf16_autocast_and_fused_adamw() -> None:
+    """cpu_fast_bf16 (make reproduce-table's default): cpu_fast's cells with only the training numerics
+    changed (Lightning's bf16-mixed and AdamW's fused kernel), compared with cpu's fp32 table as cpu_fast."""
+    fast = {(c.task, c.name): c.overrides for c in load_profile("cpu_fast", PAPER_TABLE / "profiles").cells()}
+    bf16 = load_profile("cpu_fast_bf16", PAPER_TABLE / "profiles")
+    assert bf16.baseline == "cpu" and len(bf16.cells()) == len(fast)
+    added = [
+        "trainer.precision=bf16-mixed",
+        "+teacher.module.optimizer.fused=true",
+        "+student.module.optimizer.fused=true",
+    ]
+    for cell in bf16.cells():
+        ours = [o for o in cell.overrides if o not in added]
+        assert len(ours) == len(cell.overrides) - len(added), cell.name
+        assert ours == list(fast[(cell.task, cell.name)]), cell.name
+    assert "PROFILE ?= cpu_fast_bf16\n" in (ROOT / "Makefile").read_text()  # make reproduce-table's default
 
 
 def test_a_multitask_spec_is_one_run_per_seed_for_all_tasks(tmp_path: Path) -> None:

@@ -90,6 +90,11 @@ def export_member(ctx: TargetContext, export: str, option: str) -> TeacherResult
     """A student export made elsewhere (a deeper distilled student, for a shallower one) as a member: its
     logits of the run's data, stored under the export's weights and the data (its path names nothing)."""
     spec = verify_export(export, remedy=f"{option}: give a student export folder (<run>/student/export)")
+    if "tasks" in spec:  # a multi-task export's manifest names its tasks, not one task
+        raise ValueError(
+            f"{option}{export}: a multi-task export (tasks {', '.join(spec['tasks'])}); a logit source is "
+            "one task's student export (<run>/student/export of a single-task run)"
+        )
     if spec.get("task") != ctx.task.name:
         raise ValueError(f"{option}{export}: a {spec.get('task')} student, not a {ctx.task.name} one")
     data, weights = {s: ctx.data.fingerprint(s) for s in ctx.task.splits}, weight_hashes(export)
