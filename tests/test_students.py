@@ -115,6 +115,24 @@ def test_kept_layers_are_the_chosen_pretrained_ones_and_export_as_a_shallow_mode
         TransformerEncoder(tiny_config, Pooling("mean"), num_layers=2, keep_layers=[0, 1])
 
 
+def test_backbone_config_sets_the_config_before_the_layers_are_built(tiny_config, tmp_path):
+    BertModel(tiny_config, add_pooling_layer=False).save_pretrained(tmp_path)
+    off = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    for kw in ({}, {"keep_layers": [1, 3]}, {"num_layers": 2}):
+        encoder = TransformerEncoder(str(tmp_path), Pooling("mean"), backbone_config=off, **kw)
+        rates = {m.p for m in encoder.backbone.modules() if isinstance(m, torch.nn.Dropout)}
+        assert rates == {0.0}, kw  # the layers read the rates when built: no dropout anywhere
+        assert encoder.backbone.config.hidden_dropout_prob == 0.0
+    more = {"hidden_dropout_prob": 0.3}
+    from_config = TransformerEncoder(tiny_config, Pooling("mean"), backbone_config=more)
+    assert from_config.backbone.config.hidden_dropout_prob == 0.3
+    assert tiny_config.hidden_dropout_prob == 0.1  # the caller's config is not changed
+    with pytest.raises(ValueError, match=r"backbone_config: .*BertConfig\) has no \['dropuot'\]"):
+        TransformerEncoder(str(tmp_path), Pooling("mean"), backbone_config={"dropuot": 0.0})
+    with pytest.raises(ValueError, match="not a built model"):
+        TransformerEncoder(BertModel(tiny_config), Pooling("mean"), backbone_config=off)
+
+
 def test_bilstm_output_unaffected_by_extra_padding():
     encoder = BiLSTMEncoder(VOCAB, 16, hidden_dim=8, num_layers=2).eval()
     feats = _features([6, 2, 4], 6)

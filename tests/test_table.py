@@ -99,6 +99,25 @@ def test_the_bf16_profile_is_cpu_fast_with_bf16_autocast_and_fused_adamw() -> No
     assert "PROFILE ?= cpu_fast_bf16\n" in (ROOT / "Makefile").read_text()  # make reproduce-table's default
 
 
+def test_a_profile_that_extends_another_says_only_what_it_changes(tmp_path: Path) -> None:
+    parent = load_profile(str(write_profile(tmp_path)))
+    child = tmp_path / "child.yaml"
+    child.write_text(yaml.safe_dump({"extends": "t", "name": "c", "seeds": [3], "add_common": ["x=1"]}))
+    got = load_profile(str(child))
+    assert (got.name, got.seeds, got.common) == ("c", [3], [*parent.common, "x=1"])
+    assert (got.tasks, got.students, got.teacher_seed) == (parent.tasks, parent.students, parent.teacher_seed)
+    bad = {
+        "needs a name of its own": {"extends": "t"},
+        "add_common extends a parent's common: it needs `extends`": {"name": "c", "add_common": ["x=1"]},
+        "extends itself": {"extends": "child", "name": "c"},
+        r"PROFILE=nosuch: no profile": {"extends": "nosuch", "name": "c"},
+    }
+    for message, raw in bad.items():
+        child.write_text(yaml.safe_dump(raw))
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            load_profile(str(child))
+
+
 def test_a_multitask_spec_is_one_run_per_seed_for_all_tasks(tmp_path: Path) -> None:
     """`tasks=glue_pairs` in a spec's overrides: its cells (one per task, as any spec's) are one train run
     per seed over the profile's tasks, not a multirun over `task=`."""

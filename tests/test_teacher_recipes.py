@@ -126,6 +126,25 @@ def test_alpha_0_and_0_0_are_one_student_key(mrpc_dir: Path, tmp_path: Path) -> 
     assert student_key(cfg, teacher, dm) != key
 
 
+def test_a_null_backbone_config_keeps_the_student_key(mrpc_dir: Path, tmp_path: Path) -> None:
+    """student.encoder.backbone_config came after students were cached: null keeps their keys, a set one
+    is another student."""
+    from types import SimpleNamespace
+
+    from dse_lightning.distill_stage import student_key
+
+    cfg = make_cfg(tmp_path, mrpc_dir, "run", "student=dse")
+    dm = teacher_data(cfg, load_task("mrpc"))
+    teacher = SimpleNamespace(key="t")
+    key = student_key(cfg, teacher, dm)
+    with open_dict(cfg):
+        del cfg.student.encoder.backbone_config
+    assert student_key(cfg, teacher, dm) == key
+    with open_dict(cfg):
+        cfg.student.encoder.backbone_config = {"hidden_dropout_prob": 0.0}
+    assert student_key(cfg, teacher, dm) != key
+
+
 def test_a_model_folder_enters_both_keys_by_its_weights_not_its_path(
     mrpc_dir: Path, tmp_path: Path, tokenizer_path: str
 ) -> None:

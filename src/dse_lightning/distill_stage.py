@@ -65,7 +65,7 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             **labelled_by,
             **matched,
             "teacher": teacher.key,
-            "student": by_identity(config_dict(cfg.student)),
+            "student": by_identity(_student_spec(cfg)),
             "distill": _as_float_alpha(config_dict(cfg.distill)),
             "targets": by_identity(  # max_members limits what may be asked; it changes no student
                 {
@@ -86,6 +86,15 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
             "trainer": {k: cfg.trainer.get(k) for k in TRAINER_NUMERICS},
         }
     )[:16]
+
+
+def _student_spec(cfg: DictConfig) -> dict:
+    """The student's config without `encoder.backbone_config` where it is null (added later: cached
+    students keep their keys)."""
+    spec = config_dict(cfg.student)
+    if isinstance(spec.get("encoder"), dict):
+        spec["encoder"] = without_added_defaults(spec["encoder"], {"backbone_config": None})
+    return spec
 
 
 def intermediate_spec(cfg: DictConfig) -> dict:

@@ -126,13 +126,8 @@ def sweeps(cells: list[Cell]) -> list[Sweep]:
 
 def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
     """A profile by name (`profiles/<name>.yaml`) or path; a clear error for unknown names or keys."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = profiles / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in profiles.glob("*.yaml"))
-        raise FileNotFoundError(f"PROFILE={name_or_path}: no profile {path}; known profiles: {known}")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    path = _profile_path(name_or_path, profiles)
+    raw = _merged(path, [])
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise ValueError(f"{path}: missing key(s) {missing}")
@@ -161,3 +156,31 @@ def load_profile(name_or_path: str, profiles: Path = PROFILES) -> Profile:
         spec.setdefault("overrides", [])
         spec.setdefault("augment", "none")
     return Profile(**raw)
+
+
+def _profile_path(name_or_path: str, profiles: Path) -> Path:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = profiles / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in profiles.glob("*.yaml"))
+        raise FileNotFoundError(f"PROFILE={name_or_path}: no profile {path}; known profiles: {known}")
+    return path
+
+
+def _merged(path: Path, chain: list[Path]) -> dict:
+    """The profile's keys over those of the profile it `extends` (a name beside it), whose `common` its
+    `add_common` extends: a variant of a profile says only what it changes."""
+    if path.resolve() in chain:
+        raise ValueError(f"{path}: extends itself through {[p.name for p in chain]}")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    parent, added = raw.pop("extends", None), raw.pop("add_common", None)
+    if parent is not None and "name" not in raw:  # the parent's name would be the parent's table
+        raise ValueError(f"{path}: a profile that extends {parent!r} needs a name of its own")
+    if parent is None:
+        if added is not None:
+            raise ValueError(f"{path}: add_common extends a parent's common: it needs `extends`")
+        return raw
+    merged = {**_merged(_profile_path(str(parent), path.parent), [*chain, path.resolve()]), **raw}
+    merged["common"] = [*merged.get("common", []), *(added or [])]
+    return merged

@@ -70,7 +70,10 @@ def _no_pooler_kwargs(config: PretrainedConfig) -> dict[str, bool]:
 
 
 def load_backbone(
-    backbone: Backbone, num_layers: int | None = None, keep_layers: list[int] | None = None
+    backbone: Backbone,
+    num_layers: int | None = None,
+    keep_layers: list[int] | None = None,
+    config: Mapping | None = None,
 ) -> PreTrainedModel:
     """A model already built, a config or config dict (random init, for tests), or a name/path.
 
@@ -78,24 +81,43 @@ def load_backbone(
     every BERT-style config maps to its own name), so loading pretrained weights skips the others.
     keep_layers keeps the listed ones instead (e.g. [1, 3, 5]: spread over the depth, the way DistilBERT
     and sentence-transformers' layer-reduction example initialise a shallower student).
+    config: attributes of the backbone's config set before it is built (e.g. {"hidden_dropout_prob": 0.0});
+    each must be one the config has.
     """
     if isinstance(backbone, PreTrainedModel):
-        if num_layers is not None or keep_layers is not None:
+        if num_layers is not None or keep_layers is not None or config:
             raise ValueError(
-                "num_layers / keep_layers need a backbone name, path or config, not a built model"
+                "num_layers / keep_layers / backbone_config need a backbone name, path or config, not a "
+                "built model"
             )
         return backbone
     if keep_layers is not None:
         if num_layers is not None:
             raise ValueError(layer_errors(1, num_layers, keep_layers, "")[0])
-        return _kept(load_backbone(backbone), list(keep_layers), str(backbone))
+        return _kept(load_backbone(backbone, config=config), list(keep_layers), str(backbone))
     if isinstance(backbone, Mapping):  # e.g. {"model_type": "bert", "hidden_size": 32, ...}
         backbone = AutoConfig.for_model(**backbone)
     if isinstance(backbone, PretrainedConfig):
-        config = _truncated(backbone, num_layers, "the config")
-        return AutoModel.from_config(config, **_no_pooler_kwargs(config))
-    config = _truncated(AutoConfig.from_pretrained(backbone), num_layers, str(backbone))
-    return AutoModel.from_pretrained(backbone, config=config, **_no_pooler_kwargs(config))
+        built = _configured(_truncated(backbone, num_layers, "the config"), config, "the config")
+        return AutoModel.from_config(built, **_no_pooler_kwargs(built))
+    where = str(backbone)
+    built = _configured(_truncated(AutoConfig.from_pretrained(backbone), num_layers, where), config, where)
+    return AutoModel.from_pretrained(backbone, config=built, **_no_pooler_kwargs(built))
+
+
+def _configured(config: PretrainedConfig, changes: Mapping | None, where: str) -> PretrainedConfig:
+    """`config` with `changes` set (a copy); an attribute the config lacks is refused by name, since
+    transformers would keep it without any layer reading it."""
+    if not changes:
+        return config
+    if unknown := sorted(k for k in changes if not hasattr(config, k)):
+        raise ValueError(
+            f"student.encoder.backbone_config: {where} ({type(config).__name__}) has no {unknown}"
+        )
+    config = copy.deepcopy(config)
+    for k, v in changes.items():
+        setattr(config, k, v)
+    return config
 
 
 def _kept(model: PreTrainedModel, layers: list[int], where: str) -> PreTrainedModel:
@@ -124,8 +146,9 @@ class TransformerEncoder(SentenceEncoder):
     """HF backbone -> all hidden states -> `Pooling` -> optional Linear projection -> (B, D).
 
     num_layers: keep the backbone's first k layers (a smaller, faster student of the same teacher);
-    keep_layers: keep those layers instead (load_backbone). A top_k_mean pooling deeper than the kept
-    stack pools every kept layer instead (its top layers are the kept ones).
+    keep_layers: keep those layers instead (load_backbone); backbone_config: config attributes set first.
+    A top_k_mean pooling deeper than the kept stack pools every kept layer instead (its top layers are the
+    kept ones).
     """
 
     def __init__(
@@ -135,9 +158,10 @@ class TransformerEncoder(SentenceEncoder):
         projection_dim: int | None = None,
         num_layers: int | None = None,
         keep_layers: list[int] | None = None,
+        backbone_config: Mapping | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = load_backbone(backbone, num_layers, keep_layers)
+        self.backbone = load_backbone(backbone, num_layers, keep_layers, backbone_config)
         depth = self.backbone.config.num_hidden_layers
         cut = num_layers is not None or keep_layers is not None
         if pooling.mode == "top_k_mean" and pooling.k > depth and cut:
