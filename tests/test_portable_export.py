@@ -75,6 +75,29 @@ def test_a_dse_export_loads_in_sentence_transformers_without_dse_lightning(tmp_p
     assert out["dim"] == ours.shape[1] == 2 * TINY_BERT["hidden_size"]
 
 
+def test_a_shallow_student_pooling_the_embeddings_exports_what_it_trained(tmp_path, tokenizer_path) -> None:
+    """pool_embeddings: 2 kept layers of a top-4 pooling pool 3 vectors, the embeddings' output the last;
+    the export (its shipped pooling) encodes as the training encoder does, with or without dse_lightning."""
+    torch.manual_seed(0)
+    encoder = TransformerEncoder(TINY_BERT, Pooling("top_k_mean", k=4), num_layers=2, pool_embeddings=True)
+    assert encoder.embed_dim == 3 * TINY_BERT["hidden_size"]
+    student = SiameseStudent(encoder, ConcatHead(encoder.embed_dim, 1)).eval()
+    tok = AutoTokenizer.from_pretrained(tokenizer_path)
+    path = export_student(tmp_path / "emb", student, tok, MRPC, 32)
+    assert json.loads((path / "1_DSEPooling" / "config.json").read_text())["embeddings"] is True
+    feats = tok(SENTENCES, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        trained = encoder(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+        states = encoder.backbone(**feats, output_hidden_states=True).hidden_states
+    lowest = Pooling("mean")([states[0]], feats["attention_mask"])  # the embeddings' token mean
+    torch.testing.assert_close(trained[:, -TINY_BERT["hidden_size"] :], lowest)
+    (alone,) = st_alone([(path, True)])
+    torch.testing.assert_close(load_student(path).encode(SENTENCES), trained, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.tensor(alone["emb"]), trained, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"k=4 but the backbone has 2 layers \(and the embeddings' output\)"):
+        Pooling("top_k_mean", k=4, embeddings=True)(states, feats["attention_mask"])
+
+
 def test_native_poolings_load_without_remote_code(tmp_path, tokenizer_path) -> None:
     paths = [
         export(tmp_path, tokenizer_path, m, cls)

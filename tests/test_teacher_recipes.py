@@ -126,9 +126,9 @@ def test_alpha_0_and_0_0_are_one_student_key(mrpc_dir: Path, tmp_path: Path) -> 
     assert student_key(cfg, teacher, dm) != key
 
 
-def test_a_null_backbone_config_keeps_the_student_key(mrpc_dir: Path, tmp_path: Path) -> None:
-    """student.encoder.backbone_config came after students were cached: null keeps their keys, a set one
-    is another student."""
+def test_new_encoder_options_at_their_defaults_keep_the_student_key(mrpc_dir: Path, tmp_path: Path) -> None:
+    """student.encoder.backbone_config and pool_embeddings came after students were cached: at their
+    defaults (null, false) they keep their keys; set, another student."""
     from types import SimpleNamespace
 
     from dse_lightning.distill_stage import student_key
@@ -139,10 +139,14 @@ def test_a_null_backbone_config_keeps_the_student_key(mrpc_dir: Path, tmp_path: 
     key = student_key(cfg, teacher, dm)
     with open_dict(cfg):
         del cfg.student.encoder.backbone_config
+        del cfg.student.encoder.pool_embeddings
     assert student_key(cfg, teacher, dm) == key
-    with open_dict(cfg):
-        cfg.student.encoder.backbone_config = {"hidden_dropout_prob": 0.0}
-    assert student_key(cfg, teacher, dm) != key
+    for option, value in (("backbone_config", {"hidden_dropout_prob": 0.0}), ("pool_embeddings", True)):
+        with open_dict(cfg):
+            cfg.student.encoder[option] = value
+        assert student_key(cfg, teacher, dm) != key, option
+        with open_dict(cfg):
+            del cfg.student.encoder[option]
 
 
 def test_a_model_folder_enters_both_keys_by_its_weights_not_its_path(

@@ -89,11 +89,12 @@ def student_key(cfg: DictConfig, teacher: TeacherResult, dm: GluePairDataModule)
 
 
 def _student_spec(cfg: DictConfig) -> dict:
-    """The student's config without `encoder.backbone_config` where it is null (added later: cached
-    students keep their keys)."""
+    """The student's config without `encoder.backbone_config` and `pool_embeddings` at their defaults
+    (added later: cached students keep their keys)."""
     spec = config_dict(cfg.student)
     if isinstance(spec.get("encoder"), dict):
-        spec["encoder"] = without_added_defaults(spec["encoder"], {"backbone_config": None})
+        added = {"backbone_config": None, "pool_embeddings": False}
+        spec["encoder"] = without_added_defaults(spec["encoder"], added)
     return spec
 
 

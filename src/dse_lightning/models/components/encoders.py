@@ -148,7 +148,8 @@ class TransformerEncoder(SentenceEncoder):
     num_layers: keep the backbone's first k layers (a smaller, faster student of the same teacher);
     keep_layers: keep those layers instead (load_backbone); backbone_config: config attributes set first.
     A top_k_mean pooling deeper than the kept stack pools every kept layer instead (its top layers are the
-    kept ones).
+    kept ones), and with pool_embeddings the embeddings' output too (a 3-layer student of a top-4 pooling
+    then pools 4 vectors, as its 6-layer source does: the lowest one the most lexical).
     """
 
     def __init__(
@@ -159,19 +160,23 @@ class TransformerEncoder(SentenceEncoder):
         num_layers: int | None = None,
         keep_layers: list[int] | None = None,
         backbone_config: Mapping | None = None,
+        pool_embeddings: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = load_backbone(backbone, num_layers, keep_layers, backbone_config)
         depth = self.backbone.config.num_hidden_layers
         cut = num_layers is not None or keep_layers is not None
-        if pooling.mode == "top_k_mean" and pooling.k > depth and cut:
+        deepest = depth + 1 if pool_embeddings else depth  # hidden_states[0] is the embeddings' output
+        if pooling.mode == "top_k_mean" and pooling.k > deepest and cut:
             log.info(
-                "TransformerEncoder: %d layers kept, so top_k_mean pools %d layers, not %d",
+                "TransformerEncoder: %d layers kept, so top_k_mean pools %d, not %d",
                 depth,
-                depth,
+                deepest,
                 pooling.k,
             )
-            pooling = Pooling(pooling.mode, depth, pooling.exclude_cls)
+            pooling = Pooling(pooling.mode, deepest, pooling.exclude_cls)
+        if pool_embeddings and pooling.mode == "top_k_mean":
+            pooling = Pooling(pooling.mode, pooling.k, pooling.exclude_cls, embeddings=True)
         self.pooling = pooling
         pooled_dim = pooling.output_dim(self.backbone.config.hidden_size)
         self.projection = nn.Linear(pooled_dim, projection_dim) if projection_dim is not None else None
@@ -218,7 +223,9 @@ class TransformerEncoder(SentenceEncoder):
             str(backbone_dir), config_kwargs={"output_hidden_states": True}, max_seq_length=max_length
         )
         p, hidden = self.pooling, self.backbone.config.hidden_size
-        pooling = native_pooling(p, hidden) or DSEPooling(p.mode, p.k, p.exclude_cls, p.output_dim(hidden))
+        pooling = native_pooling(p, hidden) or DSEPooling(
+            p.mode, p.k, p.exclude_cls, p.output_dim(hidden), p.embeddings
+        )
         modules = [word, pooling]
         if self.projection is not None:
             proj = self.projection

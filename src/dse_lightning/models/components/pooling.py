@@ -49,12 +49,15 @@ class Pooling(nn.Module):
       mean:       masked mean of the last layer -> (B, H).
       max:        masked max of the last layer -> (B, H).
       top_k_mean: masked mean of each of the top k layers, concatenated LAST LAYER FIRST
-                  (layer -1, -2, ..., -k) -> (B, k * H).
+                  (layer -1, -2, ..., -k) -> (B, k * H); with embeddings=True the embeddings' output
+                  may be the k-th (a shallow stack pooled as deep as its source).
     With exclude_cls=True the token-pooling modes (mean, max, top_k_mean) ignore position 0,
     the [CLS] token, as the paper does; [SEP] is kept. Padding is always ignored.
     """
 
-    def __init__(self, mode: PoolingMode = "top_k_mean", k: int = 4, exclude_cls: bool = True) -> None:
+    def __init__(
+        self, mode: PoolingMode = "top_k_mean", k: int = 4, exclude_cls: bool = True, embeddings: bool = False
+    ) -> None:
         super().__init__()
         if mode not in get_args(PoolingMode):
             raise ValueError(f"Pooling: unknown mode {mode!r}; expected one of {get_args(PoolingMode)}")
@@ -63,6 +66,7 @@ class Pooling(nn.Module):
         self.mode = mode
         self.k = k
         self.exclude_cls = exclude_cls
+        self.embeddings = embeddings  # top_k_mean may reach the embeddings' output (hidden_states[0])
 
     def output_dim(self, hidden_size: int) -> int:
         """Width of the pooled vector for a backbone of this hidden size."""
@@ -87,10 +91,13 @@ class Pooling(nn.Module):
         if self.mode == "max":
             return masked_max(last, mask)
         num_layers = len(hidden_states) - 1  # entry 0 is the embedding output, not a layer
-        if self.k > num_layers:
-            raise ValueError(f"Pooling: top_k_mean with k={self.k} but the backbone has {num_layers} layers")
+        if self.k > num_layers + self.embeddings:
+            also = " (and the embeddings' output)" if self.embeddings else ""
+            raise ValueError(
+                f"Pooling: top_k_mean with k={self.k} but the backbone has {num_layers} layers{also}"
+            )
         layers = [hidden_states[-i] for i in range(1, self.k + 1)]  # last layer first
         return torch.cat([masked_mean(h, mask) for h in layers], dim=-1)  # (B, k * H)
 
     def extra_repr(self) -> str:
-        return f"mode={self.mode}, k={self.k}, exclude_cls={self.exclude_cls}"
+        return f"mode={self.mode}, k={self.k}, exclude_cls={self.exclude_cls}, embeddings={self.embeddings}"

@@ -27,7 +27,7 @@ SHIPPED = "dse_pooling"  # the module file in the export: dse_pooling.py
 class DSEPooling(Module):
     """all_layer_embeddings + attention_mask -> sentence_embedding, with `Pooling` (top-k means, ...)."""
 
-    config_keys = ["mode", "k", "exclude_cls", "embedding_dimension"]
+    config_keys = ["mode", "k", "exclude_cls", "embedding_dimension", "embeddings"]
 
     def __init__(
         self,
@@ -35,11 +35,12 @@ class DSEPooling(Module):
         k: int = 4,
         exclude_cls: bool = True,
         embedding_dimension: int | None = None,
+        embeddings: bool = False,  # old exports have no such key: their pooling never reached them
     ) -> None:
         super().__init__()
-        self.mode, self.k, self.exclude_cls = mode, k, exclude_cls
+        self.mode, self.k, self.exclude_cls, self.embeddings = mode, k, exclude_cls, embeddings
         self.embedding_dimension = embedding_dimension  # k x hidden for top_k_mean; None in old exports
-        self.pooling = Pooling(mode=mode, k=k, exclude_cls=exclude_cls)
+        self.pooling = Pooling(mode=mode, k=k, exclude_cls=exclude_cls, embeddings=embeddings)
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         hidden = features["all_layer_embeddings"]  # (layers + 1) x (B, L, H)
