@@ -78,7 +78,8 @@ SOURCES = {  # the model's label -> its cells
     "the same, its source the lr-1e-4 6-layer student, fresh seeds": Source(
         3, f"{FRONTIER}/profile_intermediate_src.yaml", FRONTIER, "dse3top_hidden_pairs_lr8e-4_src1e-4_a0.5"
     ),
-    "the same (4th, 5th, 6th), their attention matched too (x30), fresh seeds": Source(
+    "dse 3 layers (4th, 5th, 6th) of the 6-layer student, hidden states x100 and attention x30, lr 8e-4, "
+    "fresh seeds": Source(
         3, f"{FRONTIER}/profile_intermediate_att.yaml", FRONTIER, "dse3top_hidden_att30_pairs_lr8e-4_a0.5"
     ),
     "dse 2 layers": Source(2, f"{FRONTIER}/profile.yaml", FRONTIER, "dse2_pairs_a0.5"),

@@ -166,17 +166,14 @@ class TransformerEncoder(SentenceEncoder):
         self.backbone = load_backbone(backbone, num_layers, keep_layers, backbone_config)
         depth = self.backbone.config.num_hidden_layers
         cut = num_layers is not None or keep_layers is not None
-        deepest = depth + 1 if pool_embeddings else depth  # hidden_states[0] is the embeddings' output
-        if pooling.mode == "top_k_mean" and pooling.k > deepest and cut:
-            log.info(
-                "TransformerEncoder: %d layers kept, so top_k_mean pools %d, not %d",
-                depth,
-                deepest,
-                pooling.k,
-            )
-            pooling = Pooling(pooling.mode, deepest, pooling.exclude_cls)
-        if pool_embeddings and pooling.mode == "top_k_mean":
-            pooling = Pooling(pooling.mode, pooling.k, pooling.exclude_cls, embeddings=True)
+        if pooling.mode == "top_k_mean" and (pool_embeddings or cut):
+            deepest = depth + 1 if pool_embeddings else depth  # hidden_states[0] is the embeddings' output
+            k = min(pooling.k, deepest) if cut else pooling.k
+            if k < pooling.k:
+                log.info(
+                    "TransformerEncoder: %d layers kept: top_k_mean pools %d not %d", depth, k, pooling.k
+                )
+            pooling = Pooling(pooling.mode, k, pooling.exclude_cls, embeddings=pool_embeddings)
         self.pooling = pooling
         pooled_dim = pooling.output_dim(self.backbone.config.hidden_size)
         self.projection = nn.Linear(pooled_dim, projection_dim) if projection_dim is not None else None
